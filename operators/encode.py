@@ -1,0 +1,225 @@
+"""Blender-side writers used by the command line: MP4 through Blender's own FFmpeg, and a .blend file.
+
+These are the only places where the command line touches bpy, and bpy is imported inside each function,
+so `stillflow.operators.encode` (and the `stillflow` command) import without Blender. They work in the
+`bpy` module from PyPI and inside `blender --background` / `blender --command stillflow`.
+
+- `add_image_strip(scene, frame_paths, channel=None, frame_start=None)`: one Video Sequencer image strip
+  holding an image sequence (all frames in one folder). Also used by the Blender operators.
+- `write_mp4(frame_paths, out_path, fps)`: H.264 in an MP4 container. Renders the frames through a
+  temporary scene's sequencer (removed afterwards), so the caller's data is left alone.
+- `write_blend(path, image_path, field, frame_paths, fps)`: a new .blend holding the photo, the motion field
+  as a float image (R = dx, G = -dy, + up, as `core.field.to_blender_rgba` writes it; packed into the file)
+  and a sequencer strip of the loop (the frames, or the movie when `frame_paths` is one movie file).
+  It starts from empty factory settings, so it is meant for the command line's own process.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MOVIE_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
+
+
+def _check_one_folder(frame_paths: Sequence[str | os.PathLike]) -> list[Path]:
+    paths = [Path(p).absolute() for p in frame_paths]
+    if not paths:
+        raise ValueError("no frames given")
+    folder = paths[0].parent
+    for p in paths:
+        if p.parent != folder:
+            raise ValueError(f"all frames must be in one folder: {p} is not in {folder}")
+    return paths
+
+
+def add_image_strip(scene, frame_paths, channel: int | None = None, frame_start: int | None = None):
+    """Add one image-sequence strip of `frame_paths` (in order, all in one folder) to `scene`'s sequencer.
+
+    `channel` defaults to the first channel above every existing strip; `frame_start` to the scene's
+    start frame. Returns the strip. The scene's sequence editor is created when missing.
+    """
+    paths = _check_one_folder(frame_paths)
+    se = scene.sequence_editor or scene.sequence_editor_create()
+    if channel is None:
+        channel = 1 + max((s.channel for s in se.strips_all), default=0)
+    if frame_start is None:
+        frame_start = scene.frame_start
+    name = os.path.commonprefix([p.stem for p in paths]).rstrip("_-. ") or "stillflow_loop"
+    strip = se.strips.new_image(
+        name=name, filepath=str(paths[0]), channel=int(channel), frame_start=int(frame_start)
+    )
+    for p in paths[1:]:
+        strip.elements.append(p.name)
+    return strip
+
+
+def _set_fps(scene, fps: float) -> None:
+    if fps <= 0 or not math.isfinite(fps):
+        raise ValueError(f"fps must be positive, got {fps}")
+    whole = max(1, math.ceil(fps - 1e-9))
+    scene.render.fps = whole
+    scene.render.fps_base = whole / fps
+
+
+def _even_size(width: int, height: int) -> tuple[int, int]:
+    # H.264 in 4:2:0 needs even sizes; the strip is scaled to fit the (at most 1 px smaller) frame.
+    return max(2, width - width % 2), max(2, height - height % 2)
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.size
+
+
+def write_mp4(frame_paths, out_path, fps: float) -> Path:
+    """Encode `frame_paths` (8-bit sRGB images, one folder, in order) to an H.264 MP4 at `out_path`.
+
+    Blender's FFmpeg names its output itself; the file is renamed to `out_path` when complete, so
+    `out_path` never holds a partial movie. Odd sizes are made even (H.264 needs it). Returns out_path.
+    """
+    import bpy
+
+    paths = _check_one_folder(frame_paths)
+    out_path = Path(out_path).absolute()
+    width, height = _even_size(*_image_size(paths[0]))
+    scene = bpy.data.scenes.new("stillflow_encode")
+    work = out_path.parent / f".{out_path.stem}.encoding-{os.getpid()}_"
+    try:
+        add_image_strip(scene, paths, channel=1, frame_start=1)
+        scene.frame_start, scene.frame_end = 1, len(paths)
+        _set_fps(scene, fps)
+        scene.view_settings.view_transform = "Standard"  # sRGB frames pass through unchanged
+        scene.view_settings.look = "None"
+        r = scene.render
+        r.resolution_x, r.resolution_y, r.resolution_percentage = width, height, 100
+        r.use_sequencer = True
+        if hasattr(r.image_settings, "media_type"):  # Blender 5.0: FFMPEG only exists for VIDEO
+            r.image_settings.media_type = "VIDEO"
+        r.image_settings.file_format = "FFMPEG"
+        r.ffmpeg.format = "MPEG4"
+        r.ffmpeg.codec = "H264"
+        r.ffmpeg.constant_rate_factor = "HIGH"
+        r.ffmpeg.ffmpeg_preset = "GOOD"
+        r.ffmpeg.audio_codec = "NONE"
+        r.filepath = str(work)
+        r.use_file_extension = True
+        produced = Path(bpy.path.abspath(r.frame_path(frame=scene.frame_start)))
+        log.debug("encoding %d frames %dx%d at %g fps to %s", len(paths), width, height, fps, produced)
+        bpy.ops.render.render(animation=True, scene=scene.name)
+        if not produced.is_file() or produced.stat().st_size == 0:
+            raise RuntimeError(f"Blender's FFmpeg wrote no movie (expected {produced})")
+        os.replace(produced, out_path)
+    finally:
+        for leftover in out_path.parent.glob(work.name + "*"):
+            leftover.unlink(missing_ok=True)
+        bpy.data.scenes.remove(scene)
+    return out_path
+
+
+def _add_movie_strip(scene, movie_path: Path, channel: int = 1, frame_start: int = 1):
+    se = scene.sequence_editor or scene.sequence_editor_create()
+    return se.strips.new_movie(
+        name=movie_path.stem, filepath=str(movie_path), channel=channel, frame_start=frame_start
+    )
+
+
+def _show_editors(image) -> None:
+    """Show the loop and the field when the file is opened: 3D views become sequencer previews, and the
+    first image editor (if the layout has one) shows the motion field."""
+    for screen in _bpy().data.screens:
+        for area in screen.areas:
+            if area.type == "VIEW_3D":
+                area.type = "SEQUENCE_EDITOR"
+                area.spaces.active.view_type = "SEQUENCER_PREVIEW"
+            elif area.type == "IMAGE_EDITOR":
+                area.spaces.active.image = image
+
+
+def _relative(path: Path, start: Path) -> str:
+    """Blender-relative ('//...') path of `path` seen from the folder `start`, or absolute across drives."""
+    try:
+        return "//" + os.path.relpath(path, start).replace(os.sep, "/")
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
+def _bpy():
+    import bpy
+
+    return bpy
+
+
+def write_blend(path, image_path, field, frame_paths, fps: float) -> Path:
+    """Write a new .blend at `path` (temporary name, then renamed) with the loop set up for Blender.
+
+    Holds: the source photo (`image_path`, referenced), the motion field `field` (float32 (H, W, 2), px per
+    frame, row 0 top, + dy down) as a packed float image `stillflow_motion` with R = dx, G = -dy (+ up),
+    and a sequencer strip of the loop: an image strip when `frame_paths` is a list of frames, a movie
+    strip when it is one movie file. Scene frame range and fps match the loop. Paths are stored relative.
+    Resets the current bpy session to empty factory settings first (command-line use).
+    """
+    import bpy
+    import numpy as np
+
+    from ..core.field import to_blender_rgba
+
+    path = Path(path).absolute()
+    field = np.asarray(field, dtype=np.float32)
+    if field.ndim != 3 or field.shape[2] != 2:
+        raise ValueError(f"field must be (H, W, 2), got {field.shape}")
+    height, width = field.shape[:2]
+
+    if isinstance(frame_paths, str | os.PathLike) and Path(frame_paths).suffix.lower() in MOVIE_SUFFIXES:
+        movie, frames = Path(frame_paths).absolute(), None
+    else:
+        movie, frames = None, _check_one_folder(list(frame_paths))
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.name = "Stillflow"
+    photo = bpy.data.images.load(str(Path(image_path).absolute()), check_existing=True)
+    photo.name = "stillflow_photo"
+    photo.filepath = _relative(Path(image_path).absolute(), path.parent)
+
+    motion = bpy.data.images.new("stillflow_motion", width, height, alpha=True, float_buffer=True)
+    motion.colorspace_settings.name = "Non-Color"
+    motion.pixels.foreach_set(to_blender_rgba(field))
+    motion.file_format = "OPEN_EXR"
+    motion.pack()
+    motion.use_fake_user = True
+
+    if movie is not None:
+        strip = _add_movie_strip(scene, movie)
+        strip.filepath = _relative(movie, path.parent)
+        n_frames = strip.frame_final_duration
+    else:
+        strip = add_image_strip(scene, frames, channel=1, frame_start=1)
+        strip.directory = _relative(frames[0].parent, path.parent) + "/"
+        n_frames = len(frames)
+    scene.frame_start, scene.frame_end = 1, n_frames
+    _set_fps(scene, fps)
+    scene.view_settings.view_transform = "Standard"
+    scene.render.resolution_x, scene.render.resolution_y = _even_size(width, height)
+    scene.render.resolution_percentage = 100
+    scene["stillflow_loop_frames"] = int(n_frames)
+    scene["stillflow_fps"] = float(fps)
+    _show_editors(motion)
+
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}.blend")
+    try:
+        bpy.ops.wm.save_as_mainfile(filepath=str(tmp), check_existing=False, relative_remap=False, copy=True)
+        if not tmp.is_file():
+            raise RuntimeError(f"Blender did not write {tmp}")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        Path(str(tmp) + "1").unlink(missing_ok=True)  # Blender's backup copy, if any
+    return path
