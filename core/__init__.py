@@ -1,0 +1,1 @@
+"""Stillflow's engine: hints, Euler integration, symmetric softmax splatting. Never imports bpy."""

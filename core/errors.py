@@ -1,0 +1,13 @@
+"""Errors a user can act on. Their message is one line that says what went wrong and what to do."""
+
+
+class StillflowError(Exception):
+    """A failure caused by input or environment, reported to the user without a traceback."""
+
+
+class InputError(StillflowError):
+    """Bad input: a missing or unreadable file, a wrong size, NaN values, hints outside the image."""
+
+
+class Cancelled(StillflowError):
+    """The user cancelled the work (Esc in Blender, Ctrl-C on the command line)."""

@@ -1,0 +1,170 @@
+"""Motion-field conventions, validation, resizing and smooth masks.
+
+Convention (the only place it is defined): arrays are row 0 = top; ``M[..., 0] = dx`` (+ right) and
+``M[..., 1] = dy`` (+ down), in pixels per frame. Blender images are stored bottom row first with +y up, so
+the field image datablock holds R = dx, G = -dy (+ up on screen), B = 0, A = 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+
+
+def validate_field(field: np.ndarray, shape: tuple[int, int] | None = None, what: str = "motion field") -> np.ndarray:
+    """Return ``field`` as float32 (H, W, 2), or raise InputError saying what is wrong with it."""
+    arr = np.asarray(field)
+    if arr.ndim != 3 or arr.shape[2] < 2:
+        raise InputError(f"{what} must have shape (height, width, 2), got {arr.shape}")
+    arr = np.ascontiguousarray(arr[..., :2], dtype=np.float32)
+    if shape is not None and arr.shape[:2] != tuple(shape):
+        raise InputError(
+            f"{what} is {arr.shape[1]}x{arr.shape[0]} but the image is {shape[1]}x{shape[0]}: "
+            "predict the field again or resize it to the image"
+        )
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise InputError(f"{what} has {int(bad.any(axis=2).sum())} pixels with NaN or infinite values")
+    return arr
+
+
+def check_finite(arr: np.ndarray, what: str) -> None:
+    """Raise InputError when ``arr`` holds NaN or infinity."""
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{what} contains NaN or infinite values")
+
+
+# ----------------------------------------------------------------------------------------------- Blender
+
+
+def to_blender_rgba(field: np.ndarray) -> np.ndarray:
+    """Field (H, W, 2), row 0 top, +dy down -> flat RGBA float32 for ``image.pixels`` (bottom row first)."""
+    h, w = field.shape[:2]
+    rgba = np.zeros((h, w, 4), np.float32)
+    rgba[..., 0] = field[..., 0]
+    rgba[..., 1] = -field[..., 1]
+    rgba[..., 3] = 1.0
+    return rgba[::-1].ravel()
+
+
+def from_blender_rgba(flat: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Inverse of :func:`to_blender_rgba`: flat RGBA pixels of a field image -> (H, W, 2), row 0 top."""
+    rgba = np.asarray(flat, np.float32).reshape(height, width, -1)[::-1]
+    field = np.empty((height, width, 2), np.float32)
+    field[..., 0] = rgba[..., 0]
+    field[..., 1] = -rgba[..., 1]
+    return field
+
+
+def image_to_blender_rgba(rgb: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
+    """Image (H, W, 3) row 0 top -> flat RGBA float32, bottom row first."""
+    h, w = rgb.shape[:2]
+    rgba = np.ones((h, w, 4), np.float32)
+    rgba[..., :3] = rgb[..., :3]
+    if alpha is not None:
+        rgba[..., 3] = alpha
+    return rgba[::-1].ravel()
+
+
+def image_from_blender_rgba(flat: np.ndarray, width: int, height: int, channels: int = 4) -> np.ndarray:
+    """Flat pixels of a Blender image (bottom row first) -> float32 (H, W, 3), row 0 top."""
+    pix = np.asarray(flat, np.float32).reshape(height, width, channels)[::-1]
+    if channels == 1:
+        return np.ascontiguousarray(np.repeat(pix, 3, axis=2))
+    return np.ascontiguousarray(pix[..., :3])
+
+
+# ----------------------------------------------------------------------------------------- resampling
+
+
+def resize_bilinear(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize (H, W[, C]) to ``shape`` with bilinear interpolation (pixel centres aligned)."""
+    h, w = arr.shape[:2]
+    oh, ow = shape
+    if (h, w) == (oh, ow):
+        return arr.astype(np.float32, copy=True)
+    ys = np.clip((np.arange(oh, dtype=np.float32) + 0.5) * (h / oh) - 0.5, 0, h - 1)
+    xs = np.clip((np.arange(ow, dtype=np.float32) + 0.5) * (w / ow) - 0.5, 0, w - 1)
+    y0 = np.floor(ys).astype(np.int64)
+    x0 = np.floor(xs).astype(np.int64)
+    y1 = np.minimum(y0 + 1, h - 1)
+    x1 = np.minimum(x0 + 1, w - 1)
+    wy = (ys - y0).astype(np.float32)
+    wx = (xs - x0).astype(np.float32)
+    a = arr.astype(np.float32, copy=False)
+    if a.ndim == 3:
+        wy = wy[:, None, None]
+        wx = wx[None, :, None]
+    else:
+        wy = wy[:, None]
+        wx = wx[None, :]
+    top = a[y0][:, x0] * (1 - wx) + a[y0][:, x1] * wx
+    bottom = a[y1][:, x0] * (1 - wx) + a[y1][:, x1] * wx
+    return (top * (1 - wy) + bottom * wy).astype(np.float32)
+
+
+def resize_field(field: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize a motion field and scale its vectors so they stay in pixels per frame of the new size."""
+    h, w = field.shape[:2]
+    out = resize_bilinear(field, shape)
+    out[..., 0] *= shape[1] / w
+    out[..., 1] *= shape[0] / h
+    return out
+
+
+def box_blur(arr: np.ndarray, radius: int) -> np.ndarray:
+    """Separable box blur of (H, W) with edge renormalisation; three passes approximate a Gaussian."""
+    if radius < 1:
+        return arr.astype(np.float32, copy=True)
+    out = arr.astype(np.float64)
+    for _ in range(3):
+        for axis in (0, 1):
+            out = _box1d(out, radius, axis)
+    return out.astype(np.float32)
+
+
+def _box1d(a: np.ndarray, r: int, axis: int) -> np.ndarray:
+    n = a.shape[axis]
+    c = np.cumsum(a, axis=axis)
+    c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
+    idx = np.arange(n)
+    hi = np.minimum(idx + r + 1, n)
+    lo = np.maximum(idx - r, 0)
+    s = np.take(c, hi, axis=axis) - np.take(c, lo, axis=axis)
+    count = (hi - lo).astype(np.float64)
+    shape = [1] * a.ndim
+    shape[axis] = n
+    return s / count.reshape(shape)
+
+
+def smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def feather_inside(mask: np.ndarray, px: float) -> np.ndarray:
+    """A weight that is 0 outside ``mask`` and at its edge and rises smoothly to 1 about ``px`` inside."""
+    m = (np.asarray(mask, np.float32) > 0.5).astype(np.float32)
+    if px <= 0:
+        return m
+    # Three box passes of radius r spread an edge over about 3 r pixels each side.
+    r = max(1, int(round(px / 3.0)))
+    inner = box_blur(m, r)
+    return (smoothstep(2.0 * inner - 1.0) * m).astype(np.float32)
+
+
+def shape_motion(
+    field: np.ndarray,
+    mask: np.ndarray | None = None,
+    freeze: np.ndarray | None = None,
+    feather_px: float = 12.0,
+) -> np.ndarray:
+    """Apply the motion mask (faded smoothly to zero towards its edge) and the freeze multiplier."""
+    out = np.array(field, np.float32, copy=True)
+    if mask is not None:
+        weight = feather_inside(mask, feather_px) if feather_px > 0 else (mask > 0.5).astype(np.float32)
+        out *= weight[..., None]
+    if freeze is not None:
+        out *= np.asarray(freeze, np.float32)[..., None]
+    return out

@@ -1,0 +1,166 @@
+"""Symmetric softmax splatting of a still image along Euler-integrated motion: a seamless loop of frames.
+
+Frame t of an N-frame loop (alpha_t = 1 - t/N):
+
+    out_t = [alpha_t * splat(I, F(0->t)) + (1 - alpha_t) * splat(I, F(0->t-N))] / [same with D = 1]
+
+with both streams inside one normalisation, softmax weights exp(Z), Z from motion magnitude. Frame 0 is the
+input, and frame N (= frame 0) is one ordinary step after frame N-1, so the loop has no seam.
+Frames come out of a generator, one at a time: no caller holds the whole loop in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+from .field import validate_field
+from .integrate import BackwardFields
+from .splat import get_engine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RenderSettings:
+    """Everything that shapes a loop; shared by the command line and the Blender operators."""
+
+    frames: int = 60
+    fps: float = 30.0
+    speed: float = 1.0
+    feather_px: float = 12.0  # fade motion to zero over this many pixels inside the mask edge
+    z: str = "magnitude"  # softmax importance: "magnitude" (moving pixels in front), "-magnitude", "none"
+    z_gain: float = 1.0
+    device: str = "auto"
+    fill_holes: bool = True
+    max_travel: float = 0.04  # warn when a pixel travels more than this fraction of the diagonal per loop
+
+    def validate(self) -> None:
+        if not (isinstance(self.frames, int | np.integer) and 2 <= self.frames <= 100000):
+            raise InputError(f"frames must be a whole number of at least 2, got {self.frames}")
+        if not (math.isfinite(self.fps) and self.fps > 0):
+            raise InputError(f"fps must be positive, got {self.fps}")
+        if not (math.isfinite(self.speed) and self.speed >= 0):
+            raise InputError(f"speed must be zero or positive, got {self.speed}")
+        if self.z not in ("magnitude", "-magnitude", "none"):
+            raise InputError(f"z must be magnitude, -magnitude or none, got {self.z!r}")
+
+
+@dataclass
+class Frame:
+    index: int
+    rgb: np.ndarray  # float32 (H, W, 3), sRGB-encoded values in [0, 1], row 0 top
+    hole_fraction: float
+
+
+def softmax_weight(motion: np.ndarray, z: str = "magnitude", gain: float = 1.0) -> np.ndarray:
+    """exp(Z - max Z), Z clamped to [-20, 20] after the shift."""
+    if z == "none":
+        return np.ones(motion.shape[:2], np.float32)
+    mag = np.sqrt((motion.astype(np.float32) ** 2).sum(axis=2))
+    zz = gain * (mag if z == "magnitude" else -mag)
+    zz = np.clip(zz - zz.max(), -20.0, 20.0)
+    return np.exp(zz).astype(np.float32)
+
+
+def frame_to_uint8(rgb: np.ndarray) -> np.ndarray:
+    return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def loop_travel(motion: np.ndarray, settings: RenderSettings) -> float:
+    """Distance (px) that the fast pixels (99th percentile speed) travel over one loop."""
+    mag = np.sqrt((motion.astype(np.float32) ** 2).sum(axis=2)) * settings.speed
+    moving = mag[mag > 1e-3]
+    if moving.size == 0:
+        return 0.0
+    return float(np.percentile(moving, 99)) * settings.frames
+
+
+def loop_warnings(motion: np.ndarray, settings: RenderSettings) -> list[str]:
+    """Advice when speed x frames would ghost: mid-loop, the two streams show texture this far apart."""
+    h, w = motion.shape[:2]
+    limit = settings.max_travel * math.hypot(h, w)
+    travel = loop_travel(motion, settings)
+    out = []
+    if travel > limit:
+        per_frame = travel / settings.frames
+        frames = max(2, int(limit / max(per_frame, 1e-6)))
+        speed = settings.speed * limit / travel
+        out.append(
+            f"fast pixels travel {travel:.0f} px over the {settings.frames}-frame loop (more than {limit:.0f} px "
+            f"ghosts mid-loop): use about {frames} frames, or speed {speed:.2f}"
+        )
+    return out
+
+
+def fill_holes(rgb: np.ndarray, holes: np.ndarray, fallback: np.ndarray) -> None:
+    """Fill hole pixels in place from a normalised blur of their valid neighbours (coarse, then finer)."""
+    if not holes.any():
+        return
+    from .field import box_blur
+
+    valid = (~holes).astype(np.float32)
+    clean = np.where(holes[..., None], 0.0, rgb).astype(np.float32)
+    todo = holes.copy()
+    for radius in (2, 6, 18):
+        den = box_blur(valid, radius)
+        ok = todo & (den > 1e-3)
+        if ok.any():
+            for c in range(rgb.shape[2]):
+                num = box_blur(clean[..., c], radius)
+                rgb[..., c][ok] = num[ok] / den[ok]
+            todo &= ~ok
+        if not todo.any():
+            return
+    rgb[todo] = fallback[todo]
+
+
+def render_loop(image: np.ndarray, motion: np.ndarray, settings: RenderSettings | None = None) -> Iterator[Frame]:
+    """Yield the N frames of the loop, frame 0 (the input) first."""
+    settings = settings or RenderSettings()
+    settings.validate()
+    img = np.ascontiguousarray(image, dtype=np.float32)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise InputError(f"image must have shape (height, width, 3), got {img.shape}")
+    if not np.all(np.isfinite(img)):
+        raise InputError("image contains NaN or infinite values")
+    motion = validate_field(motion, img.shape[:2]) * np.float32(settings.speed)
+    n = settings.frames
+    h, w = img.shape[:2]
+    engine = get_engine(settings.device)
+    log.info("rendering %d frames at %dx%d on %s", n, w, h, engine.name)
+
+    yield Frame(0, img.copy(), 0.0)
+    if not np.any(motion):
+        for t in range(1, n):
+            yield Frame(t, img.copy(), 0.0)
+        return
+
+    src = engine.asarray(img)
+    weight = engine.asarray(softmax_weight(motion, settings.z, settings.z_gain))
+    m_fwd = engine.asarray(motion)
+    backward = BackwardFields(engine, engine.asarray(-motion), n)
+    flow = engine.zeros((h, w, 2))
+    acc = engine.zeros((h, w, 4))
+    started = time.perf_counter()
+    for t in range(1, n):
+        flow = engine.step(m_fwd, flow)
+        alpha = 1.0 - t / n
+        acc[...] = 0.0  # one accumulator reused for every frame
+        engine.accumulate(acc, src, flow, weight, alpha)
+        engine.accumulate(acc, src, backward.get(n - t), weight, 1.0 - alpha)
+        rgb, holes = engine.normalise(acc)
+        n_holes = int(holes.sum())
+        if n_holes:
+            if settings.fill_holes:
+                fill_holes(rgb, holes, img)
+            else:
+                rgb[holes] = img[holes]
+        yield Frame(t, rgb, n_holes / float(h * w))
+    log.info("rendered %d frames in %.2f s", n, time.perf_counter() - started)
