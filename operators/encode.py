@@ -16,9 +16,11 @@ so `stillflow.operators.encode` (and the `stillflow` command) import without Ble
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -113,7 +115,8 @@ def write_mp4(frame_paths, out_path, fps: float) -> Path:
         r.use_file_extension = True
         produced = Path(bpy.path.abspath(r.frame_path(frame=scene.frame_start)))
         log.debug("encoding %d frames %dx%d at %g fps to %s", len(paths), width, height, fps, produced)
-        bpy.ops.render.render(animation=True, scene=scene.name)
+        with _stdout_to_stderr():
+            bpy.ops.render.render(animation=True, scene=scene.name)
         if not produced.is_file() or produced.stat().st_size == 0:
             raise RuntimeError(f"Blender's FFmpeg wrote no movie (expected {produced})")
         os.replace(produced, out_path)
@@ -132,15 +135,49 @@ def _add_movie_strip(scene, movie_path: Path, channel: int = 1, frame_start: int
 
 
 def _show_editors(image) -> None:
-    """Show the loop and the field when the file is opened: 3D views become sequencer previews, and the
-    first image editor (if the layout has one) shows the motion field."""
-    for screen in _bpy().data.screens:
-        for area in screen.areas:
-            if area.type == "VIEW_3D":
-                area.type = "SEQUENCE_EDITOR"
-                area.spaces.active.view_type = "SEQUENCER_PREVIEW"
-            elif area.type == "IMAGE_EDITOR":
-                area.spaces.active.image = image
+    """Show the loop and the field when the file is opened: 3D views become sequencer previews, and image
+    editors show the motion field. Cosmetic: never fails the write."""
+    try:
+        for screen in _bpy().data.screens:
+            for area in screen.areas:
+                if area.type == "VIEW_3D":
+                    area.type = "SEQUENCE_EDITOR"
+                    for space in area.spaces:
+                        if space.type == "SEQUENCE_EDITOR":
+                            space.view_type = "SEQUENCER_PREVIEW"
+                elif area.type == "IMAGE_EDITOR":
+                    for space in area.spaces:
+                        if space.type == "IMAGE_EDITOR":
+                            space.image = image
+    except (AttributeError, TypeError, RuntimeError) as err:  # layout differs between Blender versions
+        log.debug("could not set up the editors: %s", err)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Blender's renderer prints a line per frame on the C-level stdout; keep stdout for results. The lines
+    go to stderr with debug logging on (-vv), else nowhere."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    sink = None
+    try:
+        if log.isEnabledFor(logging.DEBUG):
+            os.dup2(2, 1)
+        else:
+            sink = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(sink, 1)
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        if sink is not None:
+            os.close(sink)
 
 
 def _relative(path: Path, start: Path) -> str:
@@ -160,10 +197,10 @@ def _bpy():
 def write_blend(path, image_path, field, frame_paths, fps: float) -> Path:
     """Write a new .blend at `path` (temporary name, then renamed) with the loop set up for Blender.
 
-    Holds: the source photo (`image_path`, referenced), the motion field `field` (float32 (H, W, 2), px per
+    Holds: the source photo (`image_path`, referenced by absolute path), the motion field `field` (float32 (H, W, 2), px per
     frame, row 0 top, + dy down) as a packed float image `stillflow_motion` with R = dx, G = -dy (+ up),
     and a sequencer strip of the loop: an image strip when `frame_paths` is a list of frames, a movie
-    strip when it is one movie file. Scene frame range and fps match the loop. Paths are stored relative.
+    strip when it is one movie file. Scene frame range and fps match the loop. The loop's path is stored relative to the .blend.
     Resets the current bpy session to empty factory settings first (command-line use).
     """
     import bpy
@@ -182,12 +219,14 @@ def write_blend(path, image_path, field, frame_paths, fps: float) -> Path:
     else:
         movie, frames = None, _check_one_folder(list(frame_paths))
 
-    bpy.ops.wm.read_factory_settings(use_empty=True)
+    with _stdout_to_stderr():
+        bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.name = "Stillflow"
     photo = bpy.data.images.load(str(Path(image_path).absolute()), check_existing=True)
     photo.name = "stillflow_photo"
-    photo.filepath = _relative(Path(image_path).absolute(), path.parent)
+    photo.use_fake_user = True
+    # The photo stays where it is (absolute path); the loop moves with the .blend (relative path).
 
     motion = bpy.data.images.new("stillflow_motion", width, height, alpha=True, float_buffer=True)
     motion.colorspace_settings.name = "Non-Color"
@@ -215,7 +254,10 @@ def write_blend(path, image_path, field, frame_paths, fps: float) -> Path:
 
     tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}.blend")
     try:
-        bpy.ops.wm.save_as_mainfile(filepath=str(tmp), check_existing=False, relative_remap=False, copy=True)
+        with _stdout_to_stderr():
+            bpy.ops.wm.save_as_mainfile(
+                filepath=str(tmp), check_existing=False, relative_remap=False, copy=True
+            )
         if not tmp.is_file():
             raise RuntimeError(f"Blender did not write {tmp}")
         os.replace(tmp, path)
