@@ -1,0 +1,73 @@
+"""The Blender side of Stillflow: properties, preferences, operators and panels over `core/`.
+
+Nothing here imports bpy at module level: `operators.cli` is imported by the plain `stillflow` command,
+which runs without Blender. `register()` imports the Blender modules lazily, in order, and also registers
+`blender --command stillflow ...`; `unregister()` undoes both in reverse.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+log = logging.getLogger(__name__)
+
+# The extension's own package (`bl_ext.<repo>.stillflow` inside Blender, `stillflow` when pip-installed).
+# Preferences use it as bl_idname; never write the package name as a string.
+ADDON_PACKAGE = __package__.rpartition(".")[0] or __package__
+
+# Registration order; unregistered in reverse.
+_MODULES = (
+    "properties",
+    "preferences",
+    "ops_hints",
+    "ops_field",
+    "ops_render",
+    "panels",
+)
+
+_cli_handle = None
+
+
+def _modules():
+    return [importlib.import_module(f".{name}", __name__) for name in _MODULES]
+
+
+def register():
+    from . import deps
+
+    deps.add_user_site_packages()
+    for module in _modules():
+        module.register()
+    _register_cli()
+
+
+def unregister():
+    _unregister_cli()
+    for module in reversed(_modules()):
+        module.unregister()
+
+
+def _register_cli():
+    global _cli_handle
+    import bpy
+
+    try:
+        from .cli import blender_command as execute
+    except ImportError as err:
+        log.info("`blender --command stillflow` is not available: %s", err)
+        return
+    try:
+        _cli_handle = bpy.utils.register_cli_command("stillflow", execute)
+    except (RuntimeError, ValueError) as err:  # e.g. already registered by another copy
+        log.warning("could not register `blender --command stillflow`: %s", err)
+
+
+def _unregister_cli():
+    global _cli_handle
+    if _cli_handle is None:
+        return
+    import bpy
+
+    bpy.utils.unregister_cli_command(_cli_handle)
+    _cli_handle = None

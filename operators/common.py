@@ -1,0 +1,104 @@
+"""Small helpers shared by the operators: finding the photo and its field, output folders, error reports."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import bpy
+
+from ..core.errors import InputError, StillflowError
+from .blender_io import FIELD_SUFFIX, field_name
+
+log = logging.getLogger(__name__)
+
+
+def reports_errors(method):
+    """Wrap execute()/invoke(): a StillflowError becomes an ERROR report and CANCELLED, never a traceback.
+
+    Blender checks the argument count of these methods, so the wrapper keeps the exact signature."""
+
+    def report(self, err):
+        self.report({"ERROR"}, str(err))
+        return {"CANCELLED"}
+
+    if method.__code__.co_argcount == 3:  # invoke(self, context, event)
+
+        @functools.wraps(method)
+        def wrapper(self, context, event):
+            try:
+                return method(self, context, event)
+            except StillflowError as err:
+                return report(self, err)
+
+    else:  # execute(self, context)
+
+        @functools.wraps(method)
+        def wrapper(self, context):
+            try:
+                return method(self, context)
+            except StillflowError as err:
+                return report(self, err)
+
+    return wrapper
+
+
+def get_photo(context):
+    """The photo to animate: the panel's choice, else the image shown in the Image Editor."""
+    image = context.scene.stillflow.image
+    if image is None:
+        space = getattr(context, "space_data", None)
+        image = getattr(space, "image", None) if space and space.type == "IMAGE_EDITOR" else None
+        if image is not None and image.name.endswith(FIELD_SUFFIX):
+            image = None
+    if image is None:
+        raise InputError("No photo: open an image in the Image Editor or pick one in the Stillflow panel")
+    return image
+
+
+def get_field_image(context, photo):
+    settings = context.scene.stillflow
+    image = settings.field_image or bpy.data.images.get(field_name(photo.name))
+    if image is None:
+        raise InputError(f"No motion field for '{photo.name}': press Predict Motion first")
+    return image
+
+
+def safe_stem(name: str) -> str:
+    stem = os.path.splitext(name)[0] if re.search(r"\.(jpe?g|png|exr|tiff?|webp|bmp)$", name, re.I) else name
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "stillflow"
+
+
+def output_base(settings) -> tuple[Path, str]:
+    """The folder outputs go into and, in words, why that one."""
+    if settings.output_dir:
+        return Path(bpy.path.abspath(settings.output_dir)), "the chosen folder"
+    if bpy.data.filepath:
+        return Path(bpy.path.abspath("//")) / "stillflow", "next to the .blend file"
+    return Path(tempfile.gettempdir()) / "stillflow", "a temporary folder (save the .blend to keep them beside it)"
+
+
+def check_writable(folder: Path) -> None:
+    """InputError unless `folder` exists (or can be made) and accepts a file."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".stillflow-check-"):
+            pass
+    except OSError as err:
+        raise InputError(
+            f"Cannot write to the output folder {folder} ({err.strerror or err}): choose another folder"
+        ) from None
+
+
+def unique_datablock_name(collection, base: str) -> str:
+    """`base`, or `base.001`, ... : the first name not used in `collection` (never reuse an existing one)."""
+    if base not in collection:
+        return base
+    i = 1
+    while f"{base}.{i:03d}" in collection:
+        i += 1
+    return f"{base}.{i:03d}"

@@ -1,0 +1,143 @@
+"""Hints as Blender data: a Mask datablock drawn over the photo in the Image Editor's Mask mode.
+
+Layers (names compared case-insensitively):
+- "arrows": open splines; first point = arrow start, last point = arrow end.
+- "motion": closed splines (3+ points) = motion-mask polygons.
+- "freeze": closed splines (3+ points) = frozen regions; 1- or 2-point splines = anchor points.
+Bezier handles are ignored: the control points are the polygon.
+
+Coordinates: Blender stores mask points in the Image Editor in a square frame with y up: x in 0..1 across
+the image width, and for a wide image y = 0.5 + (v - 0.5) * height / width where v is 0..1 up the image
+(`BKE_mask_coord_from_frame`); tall images are the same with x and y swapped. Core's hints are pixels,
+x right, y down (row 0 top), continuous (pixel i spans [i, i + 1)).
+
+Annotation strokes drawn in the Image Editor are stored normalised to the image (0..1, y up, no aspect
+correction); their first and last points are read as arrows.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+from ..core.hints import DEFAULT_ARROW_FRAMES, Arrow, Hints
+
+ARROWS, MOTION, FREEZE = "arrows", "motion", "freeze"
+
+
+def mask_to_pixel(co, width: int, height: int) -> tuple[float, float]:
+    x, y = float(co[0]), float(co[1])
+    if width > height:
+        y = 0.5 + (y - 0.5) * width / height
+    elif height > width:
+        x = 0.5 + (x - 0.5) * height / width
+    return (x * width, (1.0 - y) * height)
+
+
+def pixel_to_mask(pt, width: int, height: int) -> tuple[float, float]:
+    x, y = pt[0] / width, 1.0 - pt[1] / height
+    if width > height:
+        y = 0.5 + (y - 0.5) * height / width
+    elif height > width:
+        x = 0.5 + (x - 0.5) * width / height
+    return (x, y)
+
+
+def _layers(mask, name: str):
+    return [layer for layer in mask.layers if layer.name.strip().lower() == name]
+
+
+def hints_from_mask(mask, width: int, height: int, frames: float = DEFAULT_ARROW_FRAMES) -> Hints:
+    """Read the hints drawn in `mask` for a (width, height) photo."""
+    hints = Hints(image_size=(width, height))
+
+    def points(spline):
+        return [mask_to_pixel(p.co, width, height) for p in spline.points]
+
+    for layer in _layers(mask, ARROWS):
+        for spline in layer.splines:
+            pts = points(spline)
+            if len(pts) >= 2 and not spline.use_cyclic:
+                hints.arrows.append(Arrow(pts[0], pts[-1], frames))
+    for layer in _layers(mask, MOTION):
+        for spline in layer.splines:
+            pts = points(spline)
+            if len(pts) >= 3:
+                hints.motion_polygons.append(pts)
+    for layer in _layers(mask, FREEZE):
+        for spline in layer.splines:
+            pts = points(spline)
+            if len(pts) >= 3 and spline.use_cyclic:
+                hints.freeze_polygons.append(pts)
+            else:
+                hints.freeze_points.extend(pts)
+    return hints
+
+
+def _spline(layer, pts, width, height, cyclic: bool):
+    spline = layer.splines.new()  # starts with one point
+    spline.points.add(len(pts) - 1)
+    for point, pt in zip(spline.points, pts):
+        point.co = pixel_to_mask(pt, width, height)
+        point.handle_type = "VECTOR"  # straight edges, as drawn in the file
+    spline.use_cyclic = cyclic
+    return spline
+
+
+def _layer(mask, name: str):
+    found = _layers(mask, name)
+    return found[0] if found else mask.layers.new(name=name)
+
+
+def fill_mask(mask, hints: Hints, width: int, height: int) -> None:
+    """Add `hints` (scaled to a (width, height) photo) to `mask`'s layers."""
+    hints = hints.for_size(width, height)
+    arrows, motion, freeze = (_layer(mask, n) for n in (ARROWS, MOTION, FREEZE))
+    for arrow in hints.arrows:
+        _spline(arrows, [arrow.start, arrow.end], width, height, cyclic=False)
+    for poly in hints.motion_polygons:
+        _spline(motion, poly, width, height, cyclic=True)
+    for poly in hints.freeze_polygons:
+        _spline(freeze, poly, width, height, cyclic=True)
+    for pt in hints.freeze_points:
+        _spline(freeze, [pt], width, height, cyclic=False)
+    mask.layers.active = arrows
+
+
+def new_hints_mask(name: str, hints: Hints | None, width: int, height: int):
+    """A new Mask datablock with the three hint layers (filled from `hints` when given)."""
+    mask = bpy.data.masks.new(name)
+    for layer_name in (MOTION, FREEZE, ARROWS):
+        mask.layers.new(name=layer_name)
+    if hints is not None:
+        fill_mask(mask, hints, width, height)
+    mask.use_fake_user = True
+    return mask
+
+
+def arrows_from_annotation(annotation, width: int, height: int, frames: float = DEFAULT_ARROW_FRAMES) -> list[Arrow]:
+    """Arrows from annotation strokes (first point -> last point of each stroke, active frame of each layer)."""
+    arrows = []
+    if annotation is None:
+        return arrows
+    for layer in annotation.layers:
+        frame = layer.active_frame or (layer.frames[0] if len(layer.frames) else None)
+        if frame is None or layer.annotation_hide:
+            continue
+        for stroke in frame.strokes:
+            if len(stroke.points) < 2:
+                continue
+            (x0, y0), (x1, y1) = stroke.points[0].co[:2], stroke.points[-1].co[:2]
+            if (x0, y0) == (x1, y1):
+                continue
+            arrows.append(Arrow((x0 * width, (1 - y0) * height), (x1 * width, (1 - y1) * height), frames))
+    return arrows
+
+
+def gather_hints(context, width: int, height: int) -> Hints | None:
+    """All hints for the photo: the panel's hints Mask plus annotation arrows in the Image Editor."""
+    settings = context.scene.stillflow
+    hints = hints_from_mask(settings.hints, width, height) if settings.hints else Hints(image_size=(width, height))
+    space = getattr(context, "space_data", None)
+    if space is not None and space.type == "IMAGE_EDITOR":
+        hints.arrows.extend(arrows_from_annotation(space.annotation, width, height))
+    return None if hints.is_empty() else hints

@@ -1,0 +1,139 @@
+"""Operators for the motion field: predict it into a float image, and move it to and from a grid mesh."""
+
+from dataclasses import dataclass, field
+
+import bpy
+from bpy.props import BoolProperty
+
+from ..core import motion as cmotion
+from ..core.errors import InputError
+from ..core.hints import Hints
+from . import blender_io, field_mesh, mask_hints
+from .common import get_field_image, get_photo, reports_errors, unique_datablock_name
+from .preferences import get_preferences
+
+SOURCE_TO_CORE = {"MODEL": "model", "HINTS": "hints", "BOTH": "auto"}
+
+
+@dataclass
+class PredictJob:
+    """Everything `core.motion.predict_motion` needs, gathered from the scene."""
+
+    rgb: object
+    mask: object = None
+    hints: Hints | None = None
+    source: str = "auto"
+    model_path: str | None = None
+    device: str = "auto"
+    feather_px: float = 12.0
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_context(cls, context, photo) -> "PredictJob":
+        settings = context.scene.stillflow
+        if settings.motion_source == "FIELD":
+            raise InputError("Motion source is 'Field Image', which is used as it is: choose Model or Hints to predict")
+        rgb = blender_io.read_photo(photo)
+        h, w = rgb.shape[:2]
+        hints = mask_hints.gather_hints(context, w, h)
+        if settings.motion_source == "MODEL" and hints is not None:
+            hints.arrows = []  # masks and freeze regions still apply
+        prefs = get_preferences(context)
+        return cls(
+            rgb=rgb,
+            mask=blender_io.read_gray(settings.mask_image, (h, w)) if settings.mask_image else None,
+            hints=hints,
+            source=SOURCE_TO_CORE[settings.motion_source],
+            model_path=(bpy.path.abspath(prefs.model_path) if prefs and prefs.model_path else None),
+            device=prefs.device if prefs else "auto",
+            feather_px=settings.feather_px,
+        )
+
+    def run(self) -> cmotion.MotionResult:
+        return cmotion.predict_motion(
+            self.rgb, mask=self.mask, hints=self.hints, source=self.source, model_path=self.model_path,
+            device=self.device, feather_px=self.feather_px,
+        )
+
+
+class STILLFLOW_OT_predict_motion(bpy.types.Operator):
+    """Predict the photo's motion field into the float image "<photo>_motion" (R = dx, G = dy up, px/frame)"""
+
+    bl_idname = "stillflow.predict_motion"
+    bl_label = "Predict Motion"
+    bl_options = {"REGISTER", "UNDO"}
+
+    overwrite: BoolProperty(
+        name="Overwrite", default=False,
+        description='Replace the pixels of an existing "<photo>_motion" image (off: make a new image)',
+    )
+
+    @reports_errors
+    def execute(self, context):
+        photo = get_photo(context)
+        result = PredictJob.from_context(context, photo).run()
+        h, w = result.field.shape[:2]
+        name = blender_io.field_name(photo.name)
+        image = bpy.data.images.get(name) if self.overwrite else None
+        if image is None:
+            image = blender_io.new_float_image(unique_datablock_name(bpy.data.images, name), w, h)
+        blender_io.write_field(image, result.field)
+        context.scene.stillflow.field_image = image
+        context.window_manager.stillflow.device = result.provider or "CPU"
+        for note in result.notes:
+            self.report({"WARNING"}, note)
+        self.report({"INFO"}, f"Motion from {result.source_used} in '{image.name}' ({w}x{h})")
+        return {"FINISHED"}
+
+
+class STILLFLOW_OT_field_to_mesh(bpy.types.Operator):
+    """Make a grid mesh whose point attribute "motion" holds the field (edit it with Geometry Nodes)"""
+
+    bl_idname = "stillflow.field_to_mesh"
+    bl_label = "Field to Mesh"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @reports_errors
+    def execute(self, context):
+        photo = get_photo(context)
+        field_img = get_field_image(context, photo)
+        grid_field = blender_io.read_field(field_img)
+        name = unique_datablock_name(bpy.data.objects, f"{field_img.name}_grid")
+        mesh, info = field_mesh.new_field_mesh(name, grid_field, context.scene.stillflow.mesh_step)
+        obj = bpy.data.objects.new(name, mesh)
+        obj[field_mesh.GRID_KEY] = info
+        obj["stillflow_field_image"] = field_img.name
+        context.collection.objects.link(obj)
+        self.report({"INFO"}, f"Mesh '{obj.name}': {info[0]}x{info[1]} points, attribute '{field_mesh.ATTRIBUTE}'")
+        return {"FINISHED"}
+
+
+class STILLFLOW_OT_field_from_mesh(bpy.types.Operator):
+    """Write the active grid mesh's "motion" attribute (after its modifiers) back into its field image"""
+
+    bl_idname = "stillflow.field_from_mesh"
+    bl_label = "Mesh to Field"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        if obj is None or field_mesh.GRID_KEY not in obj:
+            cls.poll_message_set("Select a grid mesh made with Field to Mesh")
+            return False
+        return True
+
+    @reports_errors
+    def execute(self, context):
+        obj = context.active_object
+        new_field, (w, h) = field_mesh.read_field_mesh(obj, context.evaluated_depsgraph_get())
+        image = bpy.data.images.get(obj.get("stillflow_field_image", ""))
+        if image is None:
+            raise InputError(f"The field image of '{obj.name}' is gone: predict the motion again")
+        blender_io.write_field(image, new_field)
+        self.report({"INFO"}, f"Wrote the mesh's motion into '{image.name}'")
+        return {"FINISHED"}
+
+
+classes = (STILLFLOW_OT_predict_motion, STILLFLOW_OT_field_to_mesh, STILLFLOW_OT_field_from_mesh)
+register, unregister = bpy.utils.register_classes_factory(classes)

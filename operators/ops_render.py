@@ -1,0 +1,179 @@
+"""The "Render Loop" operator: the field image + photo -> loop frames -> files, strip, texture, world.
+
+execute() renders to the end (scripts, headless); invoke() runs the same RenderJob on a window-manager
+timer, a bounded slice per tick, with progress; Esc cancels and removes the partial output.
+"""
+
+import logging
+import math
+
+import bpy
+
+from ..core.errors import StillflowError
+from ..core.render import RenderSettings, loop_warnings
+from . import blender_io, outputs
+from .common import get_field_image, get_photo, output_base, reports_errors, safe_stem
+from .preferences import get_preferences
+from .render_job import RenderJob
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.05  # timer interval
+SLICE_S = 0.15  # work per tick, so the UI stays responsive
+
+
+def make_job(context) -> tuple[RenderJob, str]:
+    """The RenderJob for the scene's settings, and where its output goes, in words."""
+    settings = context.scene.stillflow
+    photo = get_photo(context)
+    rgb = blender_io.read_photo(photo)
+    motion = blender_io.read_field(get_field_image(context, photo), rgb.shape[:2])
+    prefs = get_preferences(context)
+    render_settings = RenderSettings(
+        frames=settings.frames, fps=settings.fps, speed=settings.speed, feather_px=settings.feather_px,
+        device=prefs.device if prefs else "auto",
+    )
+    base, why = output_base(settings)
+    stem = safe_stem(photo.name)
+    job = RenderJob(rgb, motion, render_settings, base / f"{stem}_loop", stem, settings.output_format,
+                    settings.overwrite)
+    return job, why
+
+
+def finish_outputs(context, job: RenderJob) -> list[str]:
+    """Commit the frames and add what the settings ask for; returns report lines."""
+    settings, scene = context.scene.stillflow, context.scene
+    paths = job.commit()
+    lines = [f"{len(paths)} frames in {job.out_dir}"]
+    if settings.output_format == "MP4":
+        try:
+            from .encode import write_mp4
+
+            movie = write_mp4(paths, job.out_dir / f"{job.stem}.mp4", settings.fps)
+            lines.append(f"movie {movie.name}")
+        except (ImportError, RuntimeError, ValueError) as err:
+            lines.append(f"no MP4 ({err}); the frames are there")
+    targets = settings.outputs
+    if "SEQUENCER" in targets:
+        strip = outputs.add_strip(scene, paths)
+        lines.append(f"strip '{strip.name}' in channel {strip.channel}")
+    if targets & {"MATERIAL", "WORLD"}:
+        image = outputs.sequence_image(f"{job.stem}_loop", paths)
+        if "MATERIAL" in targets:
+            objects = [o for o in context.selected_objects if o.type == "MESH"]
+            mat = outputs.add_material(f"{job.stem}_loop", image, len(paths), scene.frame_current, objects)
+            lines.append(f"material '{mat.name}' on {len(objects)} objects")
+        if "WORLD" in targets:
+            world = outputs.add_world(scene, f"{job.stem}_loop", image, len(paths), scene.frame_current)
+            lines.append(f"world '{world.name}'")
+    return lines
+
+
+class STILLFLOW_OT_render_loop(bpy.types.Operator):
+    """Render the seamless loop from the photo and its motion field image (Esc cancels)"""
+
+    bl_idname = "stillflow.render_loop"
+    bl_label = "Render Loop"
+    bl_options = {"REGISTER", "UNDO"}
+
+    _job = None
+    _timer = None
+
+    @reports_errors
+    def execute(self, context):
+        job, why = make_job(context)
+        self._warn(job)
+        job.start()
+        while not job.step(1.0):
+            pass
+        return self._complete(context, job, why)
+
+    @reports_errors
+    def invoke(self, context, event):
+        if context.window_manager.stillflow.running:
+            self.report({"ERROR"}, "A loop is already rendering: wait for it or press Esc")
+            return {"CANCELLED"}
+        job, self._why = make_job(context)
+        self._warn(job)
+        job.start()
+        self._job = job
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(TICK_S, window=context.window)
+        wm.modal_handler_add(self)
+        wm.progress_begin(0, job.total)
+        wm.stillflow.running = True
+        self._show(context)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC":
+            self._finish(context, cancelled=True)
+            self.report({"WARNING"}, "Render Loop cancelled; partial frames removed")
+            return {"CANCELLED"}
+        if event.type != "TIMER" or event.timer is not self._timer:
+            return {"PASS_THROUGH"}
+        try:
+            done = self._job.step(SLICE_S)
+        except StillflowError as err:
+            self._finish(context, cancelled=True)
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        self._show(context)
+        if not done:
+            return {"RUNNING_MODAL"}
+        try:
+            return self._complete(context, self._job, self._why)
+        except StillflowError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        finally:
+            self._finish(context, cancelled=False)
+
+    def cancel(self, context):
+        """Called by Blender when the modal run is aborted (window closed, file loaded)."""
+        self._finish(context, cancelled=True)
+
+    def _warn(self, job):
+        for warning in loop_warnings(job.motion, job.settings):
+            self.report({"WARNING"}, warning)
+
+    def _show(self, context):
+        job, wm = self._job, context.window_manager
+        wm.progress_update(job.done)
+        wm.stillflow.progress = job.done / job.total
+        left = job.seconds_left()
+        left_text = f", about {left:.0f} s left" if math.isfinite(left) else ""
+        text = f"Stillflow: frame {job.done}/{job.total}{left_text} (Esc cancels)"
+        wm.stillflow.status = text
+        if context.workspace:
+            context.workspace.status_text_set(text)
+
+    def _complete(self, context, job, why):
+        lines = finish_outputs(context, job)
+        status = context.window_manager.stillflow
+        status.last_run_seconds = job.elapsed()
+        status.status = f"Rendered {job.total} frames in {job.elapsed():.1f} s"
+        worst = max(job.hole_fractions, default=0.0)
+        self.report({"INFO"}, "; ".join(lines) + f" ({why}; worst hole fraction {worst:.3f})")
+        return {"FINISHED"}
+
+    def _finish(self, context, cancelled: bool):
+        """The one cleanup: timer, progress, status text and (when cancelled) the partial frames."""
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+            wm.progress_end()
+        if self._job is not None and cancelled:
+            self._job.cancel()
+        self._job = None
+        wm.stillflow.running = False
+        wm.stillflow.progress = 0.0
+        if cancelled:
+            wm.stillflow.status = "Cancelled"
+        if context.workspace:
+            context.workspace.status_text_set(None)
+
+
+classes = (STILLFLOW_OT_render_loop,)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -1,0 +1,86 @@
+"""Shared fixtures. bpy can be imported only once per process and keeps global state, so the Blender
+fixtures enable the extension once per session and reset the scene data between tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+EXT_REPO_MODULE = "sftest"  # extensions repository: the extension loads as bl_ext.sftest.stillflow
+
+
+def _has_bpy() -> bool:
+    return importlib.util.find_spec("bpy") is not None
+
+
+@pytest.fixture(scope="session")
+def stillflow_ext(tmp_path_factory):
+    """Enable the checkout as a Blender extension (temp repo folder + symlink named `stillflow`).
+
+    Yields the extension's module name (bl_ext.sftest.stillflow). Survives tests that reset preferences:
+    use the `blender` fixture, which re-enables it when needed."""
+    if not _has_bpy():
+        pytest.skip("needs the bpy module")
+    import bpy  # first: it puts Blender's script modules (addon_utils) on sys.path
+    import addon_utils
+
+    parent = tmp_path_factory.mktemp("extensions")
+    os.symlink(REPO, parent / "stillflow", target_is_directory=True)
+    module = f"bl_ext.{EXT_REPO_MODULE}.stillflow"
+
+    def enable():
+        repos = bpy.context.preferences.extensions.repos
+        if not any(r.module == EXT_REPO_MODULE for r in repos):
+            repos.new(name=EXT_REPO_MODULE, module=EXT_REPO_MODULE, custom_directory=str(parent), source="USER")
+        if module not in bpy.context.preferences.addons:
+            mod = addon_utils.enable(module, default_set=True, handle_error=_raise)
+            assert mod is not None, f"could not enable {module}"
+
+    enable()
+    yield module, enable
+    addon_utils.disable(module, default_set=True)
+
+
+def _raise(err):
+    raise err
+
+
+@pytest.fixture
+def blender(stillflow_ext):
+    """A fresh empty scene with the extension enabled; returns the bpy module."""
+    import bpy
+
+    module, enable = stillflow_ext
+    bpy.ops.wm.read_homefile(use_empty=True)
+    enable()
+    assert hasattr(bpy.types.Scene, "stillflow"), "extension properties not registered"
+    return bpy
+
+
+@pytest.fixture(scope="session")
+def small_photo(tmp_path_factory) -> Path:
+    """A small real photo: tests/data/*.jpg when present, else a 160x90 crop of a CC0 sample."""
+    for name in ("beach_small.jpg", "mcway_small.jpg"):
+        if (DATA / name).is_file():
+            return DATA / name
+    jpgs = sorted(DATA.glob("*.jpg")) if DATA.is_dir() else []
+    if jpgs:
+        return jpgs[0]
+    pytest.skip("no small photo in tests/data")
+
+
+def pytest_collection_modifyitems(config, items):
+    """`slow` tests run only when asked for with -m slow."""
+    if "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
