@@ -121,6 +121,15 @@ def fill_holes(rgb: np.ndarray, holes: np.ndarray, fallback: np.ndarray) -> None
     rgb[todo] = fallback[todo]
 
 
+def symmetric_splat(engine, acc, src, weight, fwd_flow, bwd_flow, alpha: float) -> None:
+    """acc = alpha * splat(src, fwd_flow) + (1 - alpha) * splat(src, bwd_flow), one normalisation later."""
+    acc[...] = 0.0  # one accumulator reused for every frame
+    if alpha > 0.0:
+        engine.accumulate(acc, src, fwd_flow, weight, alpha)
+    if alpha < 1.0:
+        engine.accumulate(acc, src, bwd_flow, weight, 1.0 - alpha)
+
+
 def render_loop(image: np.ndarray, motion: np.ndarray, settings: RenderSettings | None = None) -> Iterator[Frame]:
     """Yield the N frames of the loop, frame 0 (the input) first."""
     settings = settings or RenderSettings()
@@ -151,10 +160,7 @@ def render_loop(image: np.ndarray, motion: np.ndarray, settings: RenderSettings 
     started = time.perf_counter()
     for t in range(1, n):
         flow = engine.step(m_fwd, flow)
-        alpha = 1.0 - t / n
-        acc[...] = 0.0  # one accumulator reused for every frame
-        engine.accumulate(acc, src, flow, weight, alpha)
-        engine.accumulate(acc, src, backward.get(n - t), weight, 1.0 - alpha)
+        symmetric_splat(engine, acc, src, weight, flow, backward.get(n - t), 1.0 - t / n)
         rgb, holes = engine.normalise(acc)
         n_holes = int(holes.sum())
         if n_holes:

@@ -1,0 +1,201 @@
+"""The engine on real behaviour: integration, splatting, symmetric loops, against the plain reference."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from stillflow.core import integrate, render, splat
+from stillflow.core.errors import InputError
+from stillflow.core.imageio import load_image
+from stillflow.core.quality import loop_quality
+from stillflow.core.render import RenderSettings, render_loop
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "samples" / "mcway_falls.jpg"
+
+
+@pytest.fixture(scope="module")
+def photo():
+    """A real photo (the bundled CC0 sample) at 320x180."""
+    return load_image(SAMPLE, max_size=320).rgb
+
+
+def smooth_field(h, w, amp=1.5, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    a, b = rng.uniform(20, 60, 2)
+    return np.stack([amp * np.sin(yy / a) + 0.3, 0.7 * amp * np.cos(xx / b)], -1).astype(np.float32)
+
+
+ENGINES = ["cpu", "torch-cpu"]
+
+
+@pytest.mark.parametrize("device", ENGINES)
+def test_engine_splat_matches_reference(device, photo):
+    h, w = photo.shape[:2]
+    rng = np.random.default_rng(1)
+    flow = smooth_field(h, w) * 9.7  # displacements of ~15 px, crossing band borders
+    flow[:7, :9] = np.nan  # dropped particles
+    weight = rng.uniform(0.1, 2.0, (h, w)).astype(np.float32)
+    ref = splat.splat_reference(photo, flow, weight, 0.6)
+    eng = splat.get_engine(device)
+    acc = eng.zeros((h, w, 4))
+    eng.accumulate(acc, eng.asarray(photo), eng.asarray(flow), eng.asarray(weight), 0.6)
+    np.testing.assert_allclose(eng.to_numpy(acc), ref, rtol=1e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("device", ENGINES)
+def test_engine_euler_step_matches_reference(device, photo):
+    h, w = photo.shape[:2]
+    motion = smooth_field(h, w, amp=2.0)
+    flow = smooth_field(h, w, amp=30.0, seed=3)  # sends some particles out of the image
+    ref = splat.euler_step_reference(motion, flow)
+    eng = splat.get_engine(device)
+    got = eng.to_numpy(eng.step(eng.asarray(motion), eng.asarray(flow)))
+    assert np.isnan(ref).any(), "the test needs particles that leave the image"
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_allclose(got[~np.isnan(ref)], ref[~np.isnan(ref)], atol=1e-4)
+
+
+def test_constant_field_integrates_and_moves_by_t_pixels(photo):
+    h, w = photo.shape[:2]
+    motion = np.zeros((h, w, 2), np.float32)
+    motion[..., 0] = 2.0
+    motion[..., 1] = -1.0
+    eng = splat.get_engine("cpu")
+    for t, flow in enumerate(integrate.forward_fields(eng, motion, 6), start=1):
+        inside = flow[t:, : w - 2 * t]
+        np.testing.assert_allclose(inside[..., 0], 2.0 * t, atol=1e-5)
+        np.testing.assert_allclose(inside[..., 1], -1.0 * t, atol=1e-5)
+        if t > 1:  # particles that left the image at the previous step are dropped, not clamped
+            assert np.isnan(flow[:, w - 2 * (t - 1) :]).all() and np.isnan(flow[: t - 1]).all()
+        acc = eng.zeros((h, w, 4))
+        eng.accumulate(acc, photo, flow, np.ones((h, w), np.float32), 1.0)
+        rgb, holes = eng.normalise(acc)
+        # the photo moved by (2t, -t) pixels exactly; the strip it left behind is a hole
+        np.testing.assert_allclose(rgb[: h - t, 2 * t :], photo[t:, : w - 2 * t], atol=1e-5)
+        assert holes[:, : 2 * t].all() and not holes[: h - t, 2 * t :].any()
+
+
+def test_periodic_pattern_loop_is_a_pure_shift():
+    # stripes of period 16 moving 2 px/frame in an 8-frame loop: both streams agree, frame t = shift 2t
+    h, w, n, v = 40, 96, 8, 2.0
+    x = np.arange(w, dtype=np.float32)
+    row = 0.5 + 0.5 * np.sin(2 * np.pi * x / 16.0)
+    img = np.repeat(np.stack([row, row * 0.5, 1 - row], -1)[None], h, axis=0).astype(np.float32)
+    motion = np.zeros((h, w, 2), np.float32)
+    motion[..., 0] = v
+    for t, fr in enumerate(render_loop(img, motion, RenderSettings(frames=n, device="cpu", feather_px=0))):
+        shift = int(v * t)
+        lo, hi = 20, w - 20
+        np.testing.assert_allclose(fr.rgb[:, lo:hi], np.roll(img, shift, axis=1)[:, lo:hi], atol=1e-4)
+
+
+def test_zero_motion_gives_the_input(photo):
+    frames = list(render_loop(photo, np.zeros(photo.shape[:2] + (2,), np.float32), RenderSettings(frames=5)))
+    assert len(frames) == 5
+    for fr in frames:
+        np.testing.assert_array_equal(fr.rgb, photo)
+
+
+@pytest.mark.parametrize("device", ENGINES)
+def test_loop_closes_without_a_seam(device, photo):
+    h, w = photo.shape[:2]
+    n = 24
+    motion = smooth_field(h, w, amp=1.2)
+    frames = [f.rgb for f in render_loop(photo, motion, RenderSettings(frames=n, device=device))]
+    np.testing.assert_array_equal(frames[0], photo)
+    # frame N computed directly: alpha = 0, backward stream after 0 steps -> the input itself
+    eng = splat.get_engine(device)
+    acc = eng.zeros((h, w, 4))
+    zero = eng.zeros((h, w, 2))
+    fwd_n = zero
+    for _ in range(n):
+        fwd_n = eng.step(eng.asarray(motion), fwd_n)
+    weight = eng.asarray(render.softmax_weight(motion))
+    render.symmetric_splat(eng, acc, eng.asarray(photo), weight, fwd_n, zero, 0.0)
+    frame_n, holes = eng.normalise(acc)
+    assert not holes.any()
+    np.testing.assert_allclose(frame_n, frames[0], atol=1e-5)
+    # the wrap step N-1 -> 0 is no larger than an ordinary step (it mirrors the step 0 -> 1)
+    q = loop_quality(frames)
+    steps = [np.abs(frames[i + 1] - frames[i]).mean() for i in range(n - 1)]
+    assert q["seam"] <= 1.01 * max(steps), q
+    assert q["seam"] <= 1.5 * np.median(steps), q
+
+
+def test_splatting_conserves_weight(photo):
+    h, w = photo.shape[:2]
+    flow = smooth_field(h, w, amp=4.0)
+    weight = np.random.default_rng(2).uniform(0.5, 1.5, (h, w)).astype(np.float32)
+    gy, gx = np.mgrid[0:h, 0:w]
+    tx, ty = gx + flow[..., 0], gy + flow[..., 1]
+    inside = (tx >= 0) & (ty >= 0) & (tx < w - 1) & (ty < h - 1)
+    flow[~inside] = np.nan
+    eng = splat.get_engine("cpu")
+    acc = eng.zeros((h, w, 4))
+    eng.accumulate(acc, photo, flow, weight, 0.75)
+    assert acc[..., 3].sum() == pytest.approx(0.75 * weight[inside].sum(), rel=1e-5)
+    np.testing.assert_allclose(acc[..., :3].sum(axis=(0, 1)), 0.75 * (photo * weight[..., None])[inside].sum(0), rtol=1e-4)
+
+
+def test_masked_out_region_does_not_change(photo):
+    from stillflow.core.field import shape_motion
+
+    h, w = photo.shape[:2]
+    mask = np.zeros((h, w), np.float32)
+    mask[:, : w // 2] = 1.0
+    motion = shape_motion(smooth_field(h, w, amp=1.0), mask, feather_px=6)
+    n = 12
+    reach = int(np.ceil(np.abs(motion).max() * n)) + 2
+    for fr in render_loop(photo, motion, RenderSettings(frames=n)):
+        np.testing.assert_allclose(fr.rgb[:, w // 2 + reach :], photo[:, w // 2 + reach :], atol=1e-5)
+
+
+def test_backward_fields_equal_direct_integration(photo):
+    h, w = photo.shape[:2]
+    motion = -smooth_field(h, w, amp=1.7)
+    eng = splat.get_engine("cpu")
+    n = 17
+    direct = [np.zeros((h, w, 2), np.float32)]
+    for _ in range(1, n):
+        direct.append(eng.step(motion, direct[-1]))
+    bwd = integrate.BackwardFields(eng, motion, n)
+    for s in range(n - 1, 0, -1):
+        np.testing.assert_array_equal(bwd.get(s), direct[s])
+    with pytest.raises(ValueError):
+        bwd.get(3)  # not descending
+
+
+def test_bad_inputs_are_refused(photo):
+    h, w = photo.shape[:2]
+    motion = smooth_field(h, w)
+    bad = motion.copy()
+    bad[3, 4, 0] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        next(render_loop(photo, bad))
+    with pytest.raises(InputError, match="image is"):
+        next(render_loop(photo, motion[:-1]))
+    with pytest.raises(InputError, match="frames"):
+        next(render_loop(photo, motion, RenderSettings(frames=1)))
+
+
+def test_ghosting_warning_suggests_a_loop_length(photo):
+    h, w = photo.shape[:2]
+    motion = np.zeros((h, w, 2), np.float32)
+    motion[..., 0] = 3.0
+    warn = render.loop_warnings(motion, RenderSettings(frames=120))
+    assert warn and "frames" in warn[0]
+    assert render.loop_warnings(motion, RenderSettings(frames=4)) == []
+
+
+def test_core_imports_without_bpy():
+    code = (
+        "import sys; sys.modules['bpy'] = None\n"
+        "import stillflow.core.render, stillflow.core.motion, stillflow.core.hints, stillflow.core.imageio\n"
+        "import stillflow.core.quality, stillflow.operators.cli\n"
+        "assert 'bpy' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

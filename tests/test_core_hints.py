@@ -1,0 +1,130 @@
+"""Hints: files (Stillflow JSON, LabelMe), validation, dense interpolation, masks and freezing."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from stillflow.core import hints as H
+from stillflow.core.errors import InputError
+from stillflow.core.field import feather_inside, from_blender_rgba, to_blender_rgba
+from stillflow.core.imageio import load_field, save_field
+from stillflow.core.motion import predict_motion
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_dense_field_passes_through_arrow_velocities():
+    shape = (300, 400)
+    arrows = [
+        H.Arrow((50, 50), (80, 50), 10),  # (3, 0)
+        H.Arrow((350, 60), (350, 100), 20),  # (0, 2)
+        H.Arrow((200, 250), (170, 220), 15),  # (-2, -2)
+    ]
+    dense = H.dense_from_arrows(arrows, shape)
+    assert dense.shape == (300, 400, 2) and dense.dtype == np.float32
+    for a in arrows:
+        for f in (0.0, 0.5, 1.0):  # along the arrow
+            x = a.start[0] + f * (a.end[0] - a.start[0])
+            y = a.start[1] + f * (a.end[1] - a.start[1])
+            got = dense[int(min(y, 299)), int(min(x, 399))]
+            np.testing.assert_allclose(got, a.velocity, atol=0.08 * np.hypot(*a.velocity))
+    assert np.all(np.isfinite(dense))  # stable far from every arrow
+
+
+def test_hints_outside_the_image_or_zero_length_are_refused():
+    with pytest.raises(InputError, match="outside"):
+        H.Hints(arrows=[H.Arrow((10, 10), (900, 10))]).validate(320, 180)
+    with pytest.raises(InputError, match="zero length"):
+        H.Hints(arrows=[H.Arrow((10, 10), (10, 10))]).validate(320, 180)
+    with pytest.raises(InputError, match="non-finite"):
+        H.Hints(arrows=[H.Arrow((float("nan"), 10), (20, 10))]).validate(320, 180)
+
+
+def test_stillflow_json_round_trip_and_scaling(tmp_path):
+    hints = H.load_hints(ROOT / "samples" / "mcway_falls.hints.json")
+    assert hints.arrows and hints.motion_polygons and hints.freeze_points
+    H.save_hints(hints, tmp_path / "h.json")
+    again = H.load_hints(tmp_path / "h.json")
+    assert again == hints
+    half = hints.for_size(hints.image_size[0] // 2, hints.image_size[1] // 2)
+    assert half.arrows[0].start == pytest.approx((hints.arrows[0].start[0] / 2, hints.arrows[0].start[1] / 2))
+    assert half.arrows[0].velocity == pytest.approx(tuple(v / 2 for v in hints.arrows[0].velocity))
+
+
+def test_labelme_file(tmp_path):
+    data = {
+        "imageWidth": 200, "imageHeight": 100,
+        "shapes": [
+            {"label": "motion", "shape_type": "polygon", "points": [[10, 10], [190, 10], [190, 90], [10, 90]]},
+            {"label": "hint1", "shape_type": "line", "points": [[20, 50], [120, 50]]},
+            {"label": "freeze", "shape_type": "point", "points": [[150, 20]]},
+        ],
+    }
+    p = tmp_path / "lm.json"
+    p.write_text(json.dumps(data))
+    hints = H.load_hints(p)
+    assert hints.image_size == (200, 100)
+    assert hints.arrows[0].velocity == (2.0, 0.0)  # (end - start) / 50
+    mask = H.mask_from_hints(hints, (100, 200))
+    assert mask[50, 100] == 1 and mask[5, 5] == 0 and mask.sum() == pytest.approx(180 * 80)
+    freeze = H.freeze_from_hints(hints, (100, 200))
+    assert freeze[20, 150] == 0.0 and freeze[80, 30] == 1.0
+
+
+def test_malformed_hints_file(tmp_path):
+    p = tmp_path / "bad.json"
+    p.write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):
+        H.load_hints(p)
+    p.write_text('{"arrows": [{"start": [1]}]}')
+    with pytest.raises(InputError, match="malformed"):
+        H.load_hints(p)
+
+
+def test_hints_motion_is_masked_frozen_and_feathered():
+    h, w = 120, 200
+    img = np.random.default_rng(0).random((h, w, 3)).astype(np.float32)
+    hints = H.Hints(
+        arrows=[H.Arrow((40, 60), (90, 60), 25)],
+        motion_polygons=[[(20, 20), (180, 20), (180, 100), (20, 100)]],
+        freeze_points=[(150, 60)],
+        freeze_radius=10,
+    )
+    res = predict_motion(img, hints=hints, source="hints", feather_px=12)
+    m = np.hypot(res.field[..., 0], res.field[..., 1])
+    assert res.source_used == "hints"
+    assert m[:19].max() == 0 and m[101:].max() == 0  # outside the mask
+    assert m[60, 60] == pytest.approx(2.0, rel=0.02)  # deep inside: the arrow's speed
+    assert m[60, 21] < 0.5 * m[60, 40]  # faded towards the mask edge
+    assert m[60, 150] == 0.0 and m[60, 125] > 1.0  # frozen at the point, free beyond twice the radius
+
+
+def test_feather_is_zero_at_and_outside_the_edge():
+    mask = np.zeros((60, 60), np.float32)
+    mask[10:50, 10:50] = 1
+    f = feather_inside(mask, 9)
+    assert f[:10].max() == 0 and f[30, 10] < 0.1 and f[30, 30] == pytest.approx(1.0)
+
+
+def test_blender_pixel_convention_round_trip():
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(7, 5, 2)).astype(np.float32)
+    flat = to_blender_rgba(m)
+    rgba = flat.reshape(7, 5, 4)
+    assert rgba[0, 0, 0] == m[-1, 0, 0]  # Blender's first row is the bottom row
+    assert rgba[0, 0, 1] == -m[-1, 0, 1]  # G = -dy: + up on screen
+    np.testing.assert_array_equal(from_blender_rgba(flat, 5, 7), m)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".exr"])
+def test_field_files_round_trip(tmp_path, suffix):
+    m = np.random.default_rng(0).normal(size=(9, 13, 2)).astype(np.float32)
+    save_field(tmp_path / f"f{suffix}", m)
+    np.testing.assert_array_equal(load_field(tmp_path / f"f{suffix}", (9, 13)), m)
+    with pytest.raises(InputError, match="image is"):
+        load_field(tmp_path / f"f{suffix}", (10, 13))
+    m[2, 2, 1] = np.inf
+    np.save(tmp_path / "inf.npy", m)
+    with pytest.raises(InputError, match="NaN or infinite"):
+        load_field(tmp_path / "inf.npy")
