@@ -192,8 +192,8 @@ class MotionModel:
         x[3] = 1.0 if mask is None else np.clip(resize(mask, h, w), 0.0, 1.0)
         if hint_field is None:
             x[4:6] = 0.0
-        else:
-            hf = resize(hint_field, h, w)
+        else:  # the network was trained with the hint field multiplied by the mask (DESIGN.md)
+            hf = resize(hint_field if mask is None else hint_field * mask[..., None], h, w)
             x[4] = hf[..., 0] * sx
             x[5] = hf[..., 1] * sy
         m = self.multiple

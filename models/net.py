@@ -1,0 +1,85 @@
+"""Stillflow's motion network: a compact U-Net (torch) from one photo (+ optional mask and hint field) to M.
+
+Input  (N, 6, H, W): RGB sRGB in [0, 1], motion mask (ones when none), dense hint field dx, dy in px/frame
+                     (zeros when none).
+Output (N, 2, H, W): motion field dx, dy in px/frame at the input resolution (+dy = down, row 0 = top).
+
+H and W must be multiples of ``MotionUNet.multiple`` (16); ``predict_padded`` pads any size (edge
+replication) and crops the result, and so does core/model.py around the ONNX export.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+HINT_SCALE = 0.5  # hints and output are scaled so typical speeds (0.5..5 px/frame) are O(1) inside the net
+
+
+class _Block(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.c2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.act = nn.LeakyReLU(0.1)
+
+    def forward(self, x):
+        return self.act(self.c2(self.act(self.c1(x))))
+
+
+class MotionUNet(nn.Module):
+    multiple = 16
+
+    def __init__(self, base=24, depth=4):
+        super().__init__()
+        self.multiple = 2**depth
+        ch = [base * min(2**i, 8) for i in range(depth + 1)]
+        self.stem = _Block(6, ch[0])
+        self.down = nn.ModuleList([nn.Conv2d(ch[i], ch[i], 3, stride=2, padding=1) for i in range(depth)])
+        self.enc = nn.ModuleList([_Block(ch[i], ch[i + 1]) for i in range(depth)])
+        self.up = nn.ModuleList([nn.ConvTranspose2d(ch[i + 1], ch[i], 2, stride=2) for i in range(depth)])
+        self.dec = nn.ModuleList([_Block(2 * ch[i], ch[i]) for i in range(depth)])
+        # the head also sees the raw mask and hint channels: passing hints through is easy to learn
+        self.head = nn.Sequential(nn.Conv2d(ch[0] + 3, ch[0], 3, padding=1), nn.LeakyReLU(0.1),
+                                  nn.Conv2d(ch[0], 2, 3, padding=1))
+        self.act = nn.LeakyReLU(0.1)
+        self.depth = depth
+
+    def forward(self, x):
+        rgb = x[:, 0:3] - 0.5
+        mask = x[:, 3:4]
+        hint = x[:, 4:6] * HINT_SCALE
+        z = torch.cat([rgb, mask, hint], 1)
+        feats = [self.stem(z)]
+        for i in range(self.depth):
+            feats.append(self.enc[i](self.act(self.down[i](feats[-1]))))
+        y = feats[-1]
+        for i in reversed(range(self.depth)):
+            y = self.dec[i](torch.cat([self.act(self.up[i](y)), feats[i]], 1))
+        out = self.head(torch.cat([y, mask, hint], 1))
+        return out / HINT_SCALE
+
+
+def pad_to_multiple(x, m):
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % m, (-w) % m
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    return x, h, w
+
+
+@torch.no_grad()
+def predict_padded(net, x):
+    """Run the net on any H, W: replicate-pad to a multiple of 16 on the bottom/right, then crop."""
+    xp, h, w = pad_to_multiple(x, net.multiple)
+    return net(xp)[..., :h, :w]
+
+
+def count_params(net):
+    return sum(p.numel() for p in net.parameters())
+
+
+if __name__ == "__main__":
+    n = MotionUNet()
+    print(count_params(n), "parameters,", count_params(n) * 4 / 1e6, "MB float32")

@@ -1,0 +1,120 @@
+"""Train Stillflow's motion U-Net on procedural scenes with known motion (models/data.py).
+
+    python -m stillflow.models.train --minutes 35 --out models/runs/motion.pt
+
+Runs on the CPU (one torch thread by default, one data worker process) or on CUDA when there is one.
+Training seeds are 0 .. 9,999,999; evaluation uses seeds from 10,000,000 up (models/evaluate.py), never
+trained on. Training stops after ``--minutes`` of wall time (the learning rate follows a cosine over that
+time budget) or after ``--steps`` steps, whichever comes first, and writes the checkpoint every minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from .data import make_sample
+from .net import MotionUNet, count_params
+
+EVAL_SEED_START = 10_000_000
+
+
+class ProceduralStream(IterableDataset):
+    def __init__(self, size, start=0, p_hint=0.5, p_mask=0.5):
+        self.size, self.start, self.p_hint, self.p_mask = size, start, p_hint, p_mask
+
+    def __iter__(self):
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info else (0, 1)
+        seed = self.start + wid
+        while True:
+            if seed >= EVAL_SEED_START:
+                raise RuntimeError("training seeds ran into the evaluation range")
+            s = make_sample(seed, self.size, self.p_hint, self.p_mask)
+            yield torch.from_numpy(s["x"]), torch.from_numpy(s["y"])
+            seed += nw
+
+
+def epe(pred, target):
+    return torch.sqrt(((pred - target) ** 2).sum(1) + 1e-6).mean()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1].strip())
+    ap.add_argument("--minutes", type=float, default=35.0)
+    ap.add_argument("--steps", type=int, default=10**9)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--base", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--seed-start", type=int, default=0)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "runs" / "motion.pt"))
+    ap.add_argument("--resume", default=None)
+    a = ap.parse_args(argv)
+
+    torch.manual_seed(0)
+    torch.set_num_threads(a.threads)
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    net = MotionUNet(base=a.base).to(dev)
+    if a.resume:
+        net.load_state_dict(torch.load(a.resume, map_location=dev)["state_dict"])
+    opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-4)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log = open(out.with_suffix(".log"), "a")
+
+    def say(msg):
+        print(msg, flush=True)
+        log.write(msg + "\n")
+        log.flush()
+
+    say(f"device {dev}, threads {a.threads}, workers {a.workers}, params {count_params(net)}, args {vars(a)}")
+    loader = DataLoader(ProceduralStream(a.size, a.seed_start), batch_size=a.batch, num_workers=a.workers,
+                        persistent_workers=a.workers > 0)
+    budget = a.minutes * 60.0
+    t0 = time.time()
+    last_save = t0
+    ema = None
+    step = 0
+
+    def save():
+        torch.save({"state_dict": net.state_dict(), "base": a.base, "step": step,
+                    "seconds": time.time() - t0, "args": vars(a)}, out)
+
+    for x, y in loader:
+        el = time.time() - t0
+        if el > budget or step >= a.steps:
+            break
+        frac = max(el / budget, step / a.steps if a.steps < 10**9 else 0.0)
+        warm = min(1.0, (step + 1) / 100)
+        lr = a.lr * warm * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x, y = x.to(dev), y.to(dev)
+        pred = net(x)
+        loss = epe(pred, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        step += 1
+        if step % 50 == 0:
+            say(f"step {step} t {el:.0f}s lr {lr:.2e} epe {loss.item():.4f} ema {ema:.4f}")
+        if time.time() - last_save > 60:
+            save()
+            last_save = time.time()
+    save()
+    say(f"done: {step} steps, {time.time() - t0:.0f}s, {step * a.batch} samples, ema epe {ema:.4f} -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
