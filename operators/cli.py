@@ -301,3 +301,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 __all__ = ["main", "blender_command", "build_parser", "Options", "EXIT_OK", "EXIT_ITEMS_FAILED",
            "EXIT_USAGE", "EXIT_INTERRUPTED"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

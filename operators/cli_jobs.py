@@ -357,7 +357,8 @@ def _write_animation(path: Path, frames, fps: float, fmt: str) -> None:
                        loop=0, quality=80, method=4)
 
 
-def write_manifest(stage: Path, prep: Prepared, opts: Options, names: list[str], seconds: float) -> None:
+def write_manifest(stage: Path, prep: Prepared, opts: Options, names: list[str], seconds: float,
+                   extra: dict | None = None) -> None:
     data = {
         "stillflow": 1,
         "input": str(prep.image_path.resolve()),
@@ -371,12 +372,17 @@ def write_manifest(stage: Path, prep: Prepared, opts: Options, names: list[str],
         "motion": opts.motion,
         "motion_used": prep.source_used,
         "seconds": round(seconds, 3),
+        **(extra or {}),
     }
     (stage / MANIFEST).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
-def animate_file(image: Path, out: Path, opts: Options, layout: str = "flat", progress: bool = True) -> ItemResult:
-    """Animate `image` into `out` (see the module docstring for names). Returns the final output paths."""
+def animate_file(image: Path, out: Path, opts: Options, layout: str = "flat", progress: bool = True,
+                 folder_name: str | None = None, manifest_extra: dict | None = None) -> ItemResult:
+    """Animate `image` into `out` (see the module docstring for names). Returns the final output paths.
+
+    `layout="folder"` puts the outputs and a manifest (`stillflow.json`, plus `manifest_extra`) in
+    `out/<folder_name or stem>/`, which appears in one rename."""
     from ..core import imageio
 
     started = time.perf_counter()
@@ -386,7 +392,8 @@ def animate_file(image: Path, out: Path, opts: Options, layout: str = "flat", pr
     if layout == "flat":
         finals = [out / n for n in names]
     else:
-        finals = [out / stem]
+        folder_name = folder_name or stem
+        finals = [out / folder_name]
     refuse_existing(finals, opts.overwrite)  # before any work
     require_bpy_for(opts.fmt)
     if not image.exists():
@@ -403,7 +410,7 @@ def animate_file(image: Path, out: Path, opts: Options, layout: str = "flat", pr
         names, worst = _write_frames(prep, work_dir, opts, progress)
         seconds = time.perf_counter() - started
         if layout == "folder":
-            write_manifest(work_dir, prep, opts, names, seconds)
+            write_manifest(work_dir, prep, opts, names, seconds, manifest_extra)
         with signals_deferred():
             refuse_existing(finals, opts.overwrite)  # appeared while we worked?
             if layout == "flat":
@@ -413,7 +420,7 @@ def animate_file(image: Path, out: Path, opts: Options, layout: str = "flat", pr
                 _replace(work_dir, finals[0])
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    outputs = [out / n for n in names] if layout == "flat" else [out / stem / n for n in names]
+    outputs = [out / n for n in names] if layout == "flat" else [out / folder_name / n for n in names]
     if worst > 0.01:
         log.info("%s: up to %.1f%% of a frame's pixels were holes (filled)", stem, 100 * worst)
     log.info("%s: done in %.1f s", stem, time.perf_counter() - started)

@@ -1,0 +1,341 @@
+"""`stillflow batch IN_DIR OUT_DIR`: animate every photo of a folder, resumably.
+
+- Each photo `IN_DIR/<name>` goes to `OUT_DIR/<stem>/` (the same files `stillflow animate` writes, plus
+  `stillflow.json`, a small manifest). The item is built in a staging folder `OUT_DIR/.stillflow-tmp-...`
+  and renamed to `OUT_DIR/<stem>` only when complete, then recorded in the journal.
+- The journal `OUT_DIR/stillflow_journal.jsonl` holds one JSON object per line and per finished item:
+  `{"item": name, "status": "done" | "failed", "out": folder, "outputs": [...], "error": message,
+  "seconds": s, "time": ISO 8601, "settings": {...}}`. The last line for an item wins.
+- Started again after a crash, a kill (even SIGKILL) or Ctrl-C, the same command skips the items recorded as
+  done (with the same settings), removes stale staging folders, and redoes the rest. Items recorded as
+  failed are skipped too unless `--retry-failed` (a bad photo stays bad); an output folder that is complete
+  (its manifest matches) but missing from the journal (killed between rename and journal line) is adopted.
+- A bad photo fails its item, is recorded and reported at the end; the batch goes on. The exit code is 0
+  when every item is done, 1 otherwise.
+- `--jobs K` runs K photos at once in worker processes (spawned; on Linux they die with the batch).
+One batch per OUT_DIR at a time (a lock file); a second one is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import cli_jobs
+
+log = logging.getLogger("stillflow")
+
+JOURNAL = "stillflow_journal.jsonl"
+LOCK = ".stillflow-batch.lock"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".tga", ".exr"}
+
+
+# ---------------------------------------------------------------------------------------------- journal
+
+
+class Journal:
+    """Append-only JSON-lines record of finished items; tolerant of a last line cut by a kill."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def read(self) -> dict[str, dict]:
+        """The last record of each item."""
+        last: dict[str, dict] = {}
+        if not self.path.exists():
+            return last
+        with open(self.path, encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    log.debug("journal line %d is incomplete (killed while writing?): ignored", n)
+                    continue
+                if isinstance(rec, dict) and isinstance(rec.get("item"), str):
+                    last[rec["item"]] = rec
+        return last
+
+    def append(self, record: dict) -> None:
+        line = json.dumps(record, sort_keys=True)
+        needs_newline = False
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with open(self.path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                needs_newline = f.read(1) != b"\n"
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(("\n" if needs_newline else "") + line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+# ------------------------------------------------------------------------------------------------- items
+
+
+@dataclass
+class Item:
+    name: str  # file name inside IN_DIR: the journal key
+    path: Path
+    out_name: str  # folder name inside OUT_DIR
+
+
+@dataclass
+class BatchReport:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def list_items(in_dir: Path) -> list[Item]:
+    """Photos directly inside `in_dir` (by suffix, sorted), each with a unique output folder name."""
+    files = sorted(
+        p for p in in_dir.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+        and not p.name.lower().endswith((".mask.png", ".mask.jpg"))
+    )
+    stems: dict[str, int] = {}
+    for p in files:
+        stems[p.stem] = stems.get(p.stem, 0) + 1
+    items = []
+    for p in files:
+        out_name = p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}"
+        items.append(Item(p.name, p, out_name))
+    return items
+
+
+def settings_key(opts) -> dict:
+    return {
+        "format": opts.fmt, "frames": opts.frames, "fps": opts.fps, "speed": opts.speed,
+        "motion": str(opts.motion), "max_size": opts.max_size,
+        "hints": None if opts.hints is None else str(opts.hints),
+        "mask": None if opts.mask is None else str(opts.mask),
+    }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def run_item(image: str, out_dir: str, out_name: str, opts) -> dict:
+    """Animate one photo into OUT_DIR/<out_name>/; returns the journal fields. Runs in a worker process."""
+    from ..core.errors import StillflowError
+
+    started = time.perf_counter()
+    image_p, out_p = Path(image), Path(out_dir)
+    try:
+        # Build under the photo's own stem, then give the folder its unique name.
+        result = cli_jobs.animate_file(image_p, out_p, opts, layout="folder", progress=False,
+                                       folder_name=out_name, manifest_extra={"settings": settings_key(opts)})
+        return {"status": "done", "outputs": [str(p.relative_to(out_p)) for p in result.outputs],
+                "notes": result.notes, "motion_used": result.source_used,
+                "seconds": round(time.perf_counter() - started, 3)}
+    except StillflowError as err:
+        return {"status": "failed", "error": str(err), "seconds": round(time.perf_counter() - started, 3)}
+    except (MemoryError, OSError, RuntimeError, ValueError, TypeError, IndexError, KeyError, ImportError) as err:
+        log.debug("item %s failed", image, exc_info=True)
+        return {"status": "failed", "error": f"{type(err).__name__}: {err}",
+                "seconds": round(time.perf_counter() - started, 3)}
+
+
+# ------------------------------------------------------------------------------------------------ locking
+
+
+@contextlib.contextmanager
+def batch_lock(out_dir: Path) -> Iterator[None]:
+    from ..core.errors import StillflowError
+
+    path = out_dir / LOCK
+    f = open(path, "a+")  # noqa: SIM115 - held for the whole batch
+    try:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory lock; one batch per folder is up to the user
+            yield
+            return
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StillflowError(f"another `stillflow batch` is writing to {out_dir}: wait for it or stop it") from None
+        yield
+    finally:
+        f.close()
+
+
+# ---------------------------------------------------------------------------------------------- workers
+
+
+def _worker_init(level: int) -> None:
+    """Worker process set-up: die with the batch (Linux), log like it, leave Ctrl-C to the batch."""
+    try:
+        import ctypes
+        import signal
+
+        if sys.platform.startswith("linux"):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    logging.basicConfig(level=level, format="stillflow: %(message)s", stream=sys.stderr)
+    from .cli import sigterm_as_interrupt
+
+    sigterm_as_interrupt().__enter__()  # SIGTERM -> KeyboardInterrupt -> staging folder removed
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="photo", desc="batch", file=sys.stderr, dynamic_ncols=True)
+
+
+def run_batch(in_dir: Path, out_dir: Path, opts, n_jobs: int = 1, retry_failed: bool = False,
+              progress: bool = True) -> BatchReport:
+    from ..core import imageio
+    from ..core.errors import InputError
+
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    if not in_dir.is_dir():
+        raise InputError(f"input folder not found: {in_dir}")
+    cli_jobs.require_bpy_for(opts.fmt)
+    imageio.check_writable_dir(out_dir)
+    report = BatchReport()
+    with batch_lock(out_dir):
+        stale = cli_jobs.clean_stale_stages(out_dir, only_dead=False)
+        if stale:
+            log.info("removed %d unfinished item(s) left by an earlier run", stale)
+        journal = Journal(out_dir / JOURNAL)
+        records = journal.read()
+        key = settings_key(opts)
+        items = list_items(in_dir)
+        if not items:
+            log.warning("no photos found in %s", in_dir)
+        todo: list[Item] = []
+        for item in items:
+            rec = records.get(item.name)
+            final = out_dir / item.out_name
+            if rec and rec.get("status") == "done" and final.is_dir():
+                if rec.get("settings") != key:
+                    log.warning("%s: done earlier with other settings; kept (delete %s to redo it)",
+                                item.name, final)
+                report.skipped.append(item.name)
+                continue
+            if rec and rec.get("status") == "failed" and not retry_failed:
+                report.failed[item.name] = rec.get("error", "failed")
+                log.info("%s: failed earlier (%s); skipped, --retry-failed redoes it", item.name,
+                         rec.get("error", ""))
+                continue
+            if _adoptable(final, item, key):
+                journal.append({"item": item.name, "status": "done", "out": item.out_name,
+                                "outputs": _listing(final, out_dir), "settings": key, "time": _now(),
+                                "note": "adopted complete output found without a journal line"})
+                report.skipped.append(item.name)
+                continue
+            todo.append(item)
+        if report.skipped:
+            log.info("%d of %d photo(s) already done; %d to do", len(report.skipped), len(items), len(todo))
+
+        def record(item: Item, res: dict) -> None:
+            rec = {"item": item.name, "out": item.out_name, "settings": key, "time": _now(), **res}
+            journal.append(rec)
+            if res["status"] == "done":
+                report.done.append(item.name)
+                report.failed.pop(item.name, None)
+            else:
+                report.failed[item.name] = res.get("error", "failed")
+                log.error("%s: %s", item.name, res.get("error"))
+
+        bar = _progress(len(todo), progress)
+        try:
+            if n_jobs <= 1 or len(todo) <= 1:
+                for item in todo:
+                    record(item, run_item(str(item.path), str(out_dir), item.out_name, opts))
+                    if bar is not None:
+                        bar.update(1)
+            else:
+                _run_pool(todo, out_dir, opts, n_jobs, record, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    _summary(report, len(items), out_dir)
+    return report
+
+
+def _run_pool(todo, out_dir, opts, n_jobs, record, bar) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = multiprocessing.get_context("spawn")  # no forking of a process holding bpy/numba/torch threads
+    level = logging.getLogger().level
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=_worker_init, initargs=(level,))
+    try:
+        pending = {pool.submit(run_item, str(it.path), str(out_dir), it.out_name, opts): it for it in todo}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                item = pending.pop(fut)
+                try:
+                    res = fut.result()
+                except KeyboardInterrupt:
+                    raise
+                except Exception as err:  # a worker died (out of memory, killed): the item failed
+                    res = {"status": "failed", "error": f"worker process failed: {type(err).__name__}: {err}"}
+                record(item, res)
+                if bar is not None:
+                    bar.update(1)
+    except BaseException:
+        # Interrupted: stop the workers now; each removes its staging folder on SIGTERM.
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            with contextlib.suppress(Exception):
+                proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        cli_jobs.clean_stale_stages(out_dir, only_dead=False)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _adoptable(final: Path, item: Item, key: dict) -> bool:
+    """A complete output folder (renamed into place) whose journal line was lost: same input and settings."""
+    manifest = final / cli_jobs.MANIFEST
+    if not manifest.is_file():
+        return False
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    if data.get("input") != str(item.path.resolve()) or data.get("settings") != key:
+        return False
+    return all((final / n).exists() for n in data.get("outputs", []))
+
+
+def _listing(final: Path, out_dir: Path) -> list[str]:
+    return sorted(str(p.relative_to(out_dir)) for p in final.iterdir() if p.name != cli_jobs.MANIFEST)
+
+
+def _summary(report: BatchReport, total: int, out_dir: Path) -> None:
+    done = len(report.done) + len(report.skipped)
+    print(f"stillflow batch: {done} of {total} photo(s) done ({len(report.done)} now, "
+          f"{len(report.skipped)} earlier), {len(report.failed)} failed; journal {out_dir / JOURNAL}",
+          file=sys.stderr)
+    for name, err in sorted(report.failed.items()):
+        print(f"  failed: {name}: {err}", file=sys.stderr)
+
+
+__all__ = ["run_batch", "run_item", "Journal", "BatchReport", "list_items", "JOURNAL"]
