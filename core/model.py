@@ -37,7 +37,8 @@ def _import_ort():
     except Exception as exc:  # ImportError, or a broken binary
         raise StillflowError(
             f"onnxruntime is not available ({type(exc).__name__}): install it (pip install onnxruntime) "
-            "or use hints only") from None
+            "or use hints only"
+        ) from None
     return ort
 
 
@@ -116,12 +117,15 @@ class MotionModel:
         if not self.path.is_file():
             raise StillflowError(
                 f"motion model file not found: {self.path} (reinstall Stillflow or choose another model "
-                "file; motion from hints still works)")
+                "file; motion from hints still works)"
+            )
         if device not in ("auto", "cpu", "cuda"):
             raise StillflowError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda'")
         ort = _import_ort()
         self.notes: list[str] = []
-        want_cuda = device in ("auto", "cuda") and CUDA in ort.get_available_providers() and cuda_device_present()
+        want_cuda = (
+            device in ("auto", "cuda") and CUDA in ort.get_available_providers() and cuda_device_present()
+        )
         if device == "cuda" and not want_cuda:
             self.notes.append("CUDA was asked for but no usable CUDA device was found: running on the CPU")
             log.warning(self.notes[-1])
@@ -134,7 +138,9 @@ class MotionModel:
                 if sess.get_providers()[0] == CUDA:
                     self.session = sess
                 else:
-                    self.notes.append("the CUDA provider did not load (CUDA/cuDNN libraries missing?): using the CPU")
+                    self.notes.append(
+                        "the CUDA provider did not load (CUDA/cuDNN libraries missing?): using the CPU"
+                    )
                     log.warning(self.notes[-1])
             except Exception as exc:
                 self.notes.append(f"the CUDA provider failed ({type(exc).__name__}): using the CPU")
@@ -147,11 +153,13 @@ class MotionModel:
             except Exception as exc:
                 raise StillflowError(
                     f"motion model file {self.path.name} could not be loaded ({type(exc).__name__}): it is "
-                    "corrupt or not a Stillflow ONNX model; reinstall Stillflow or use hints only") from None
+                    "corrupt or not a Stillflow ONNX model; reinstall Stillflow or use hints only"
+                ) from None
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].shape[1] != 6:
             raise StillflowError(
-                f"{self.path.name} is not a Stillflow motion model (expects one input of shape N x 6 x H x W)")
+                f"{self.path.name} is not a Stillflow motion model (expects one input of shape N x 6 x H x W)"
+            )
         self.input_name = inputs[0].name
         self.output_name = self.session.get_outputs()[0].name
         meta = self.session.get_modelmeta().custom_metadata_map

@@ -43,7 +43,9 @@ def _noise(rng, h, w, cell_y, cell_x, octaves=4, persistence=0.5):
         gh = max(2, int(math.ceil(h / sy)) + 2)
         gw = max(2, int(math.ceil(w / sx)) + 2)
         grid = rng.random((gh, gw), dtype=np.float32)
-        big = cv2.resize(grid, (max(w, int(gw * sx) + 1), max(h, int(gh * sy) + 1)), interpolation=cv2.INTER_CUBIC)
+        big = cv2.resize(
+            grid, (max(w, int(gw * sx) + 1), max(h, int(gh * sy) + 1)), interpolation=cv2.INTER_CUBIC
+        )
         oy = int(rng.integers(0, max(1, big.shape[0] - h)))
         ox = int(rng.integers(0, max(1, big.shape[1] - w)))
         out += amp * big[oy : oy + h, ox : ox + w]
@@ -94,13 +96,31 @@ def _ridge(rng, w, base, amp, cell):
 # ----------------------------------------------------------------------------------------------------------
 # palettes (sRGB, [0,1])
 
-SKY = [((0.25, 0.45, 0.80), (0.70, 0.82, 0.95)), ((0.35, 0.55, 0.85), (0.85, 0.90, 0.97)),
-       ((0.55, 0.58, 0.62), (0.80, 0.80, 0.82)), ((0.30, 0.35, 0.60), (0.95, 0.65, 0.45)),
-       ((0.15, 0.30, 0.60), (0.60, 0.75, 0.90))]
-WATER = [(0.05, 0.35, 0.55), (0.10, 0.55, 0.65), (0.05, 0.25, 0.40), (0.20, 0.45, 0.45),
-         (0.15, 0.40, 0.60), (0.10, 0.60, 0.75), (0.25, 0.35, 0.30), (0.35, 0.45, 0.55)]
-ROCK = [(0.45, 0.42, 0.38), (0.55, 0.48, 0.38), (0.35, 0.33, 0.32), (0.62, 0.58, 0.50),
-        (0.40, 0.30, 0.22), (0.70, 0.65, 0.55)]
+SKY = [
+    ((0.25, 0.45, 0.80), (0.70, 0.82, 0.95)),
+    ((0.35, 0.55, 0.85), (0.85, 0.90, 0.97)),
+    ((0.55, 0.58, 0.62), (0.80, 0.80, 0.82)),
+    ((0.30, 0.35, 0.60), (0.95, 0.65, 0.45)),
+    ((0.15, 0.30, 0.60), (0.60, 0.75, 0.90)),
+]
+WATER = [
+    (0.05, 0.35, 0.55),
+    (0.10, 0.55, 0.65),
+    (0.05, 0.25, 0.40),
+    (0.20, 0.45, 0.45),
+    (0.15, 0.40, 0.60),
+    (0.10, 0.60, 0.75),
+    (0.25, 0.35, 0.30),
+    (0.35, 0.45, 0.55),
+]
+ROCK = [
+    (0.45, 0.42, 0.38),
+    (0.55, 0.48, 0.38),
+    (0.35, 0.33, 0.32),
+    (0.62, 0.58, 0.50),
+    (0.40, 0.30, 0.22),
+    (0.70, 0.65, 0.55),
+]
 FOREST = [(0.10, 0.22, 0.10), (0.15, 0.28, 0.12), (0.08, 0.15, 0.10), (0.22, 0.30, 0.15)]
 GRASS = [(0.30, 0.45, 0.18), (0.40, 0.50, 0.25), (0.25, 0.38, 0.20), (0.50, 0.52, 0.30)]
 SAND = [(0.80, 0.72, 0.58), (0.72, 0.65, 0.52), (0.88, 0.82, 0.70), (0.65, 0.58, 0.45)]
@@ -164,7 +184,9 @@ def _tex_water(rng, h, w, angle, calm=None, foam=None):
 def _tex_sky(rng, h, w, horizon):
     top, bot = SKY[rng.integers(len(SKY))]
     top, bot = _jitter_col(rng, top, 0.05), _jitter_col(rng, bot, 0.05)
-    yy = np.clip(np.arange(h, dtype=np.float32) / max(horizon, 1.0), 0, 1)[:, None] * np.ones((1, w), np.float32)
+    yy = np.clip(np.arange(h, dtype=np.float32) / max(horizon, 1.0), 0, 1)[:, None] * np.ones(
+        (1, w), np.float32
+    )
     img = _mix(_col(top) * np.ones((h, w, 3), np.float32), _col(bot), yy)
     cover = rng.uniform(0.0, 0.9) if rng.random() < 0.8 else 0.0
     if cover > 0.02:
@@ -222,7 +244,9 @@ def _layers_shore(rng, h, w):
     cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
     t = (xx - cx) * d[0] + (yy - cy) * d[1]
     perp = -(xx - cx) * d[1] + (yy - cy) * d[0]
-    wav = (_noise(rng, 1, int(abs(perp).max() * 2 + 4), 1, rng.uniform(40, 120), 4)[0] - 0.5) * rng.uniform(10, 50)
+    wav = (_noise(rng, 1, int(abs(perp).max() * 2 + 4), 1, rng.uniform(40, 120), 4)[0] - 0.5) * rng.uniform(
+        10, 50
+    )
     t = t - wav[np.clip((perp + abs(perp).max()).astype(int), 0, len(wav) - 1)]
     sea_a = (t < 0).astype(np.float32)
     sand = _tex_land(rng, h, w, "sand")
@@ -238,8 +262,7 @@ def _layers_shore(rng, h, w):
     # wet sand: static, darker
     wet = _smoothstep(rng.uniform(10, 40), 0, t) * (t >= 0)
     sand = sand * (1 - 0.3 * wet[..., None])
-    return [(np.ones((h, w), np.float32), sand, np.zeros((h, w, 2), np.float32)),
-            (sea_a, tex, mot)]
+    return [(np.ones((h, w), np.float32), sand, np.zeros((h, w, 2), np.float32)), (sea_a, tex, mot)]
 
 
 def _band_mask(rng, h, w, angle, width, curvy=True):
@@ -320,7 +343,9 @@ def _layers_waterfall(rng, h, w):
             ptex = _tex_water(rng, h, w, angle=0.0, foam=rng.uniform(0.3, 0.8))
             un = np.stack([xx - cx, (yy - bot) * 1.5], -1)
             un = un / (np.linalg.norm(un, axis=-1, keepdims=True) + 1e-3)
-            pm = (un * (rng.uniform(0.4, 1.5) * (1.2 - 0.8 * np.clip(rad, 0, 1)))[..., None]).astype(np.float32)
+            pm = (un * (rng.uniform(0.4, 1.5) * (1.2 - 0.8 * np.clip(rad, 0, 1)))[..., None]).astype(
+                np.float32
+            )
             layers.append((pa, ptex, pm))
     return layers
 
@@ -351,7 +376,9 @@ def make_scene(rng, h=192, w=192):
             layers += _layers_sea(rng, h, w, horizon)
             if rng.random() < 0.7:  # land coming in from one side or the bottom
                 yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-                ridge = _ridge(rng, w, rng.uniform(horizon, h * 1.1), rng.uniform(10, 60), rng.uniform(30, 120))
+                ridge = _ridge(
+                    rng, w, rng.uniform(horizon, h * 1.1), rng.uniform(10, 60), rng.uniform(30, 120)
+                )
                 side = rng.uniform(0.0, 0.6) * w
                 lt = rng.choice([0, 1, 2])
                 if lt == 0:
@@ -359,27 +386,43 @@ def make_scene(rng, h=192, w=192):
                 elif lt == 1:
                     alpha = (xx < side + 30 * (_noise(rng, h, 1, 40, 1, 3)[:, :1] - 0.5)).astype(np.float32)
                 else:
-                    alpha = (xx > w - side + 30 * (_noise(rng, h, 1, 40, 1, 3)[:, :1] - 0.5)).astype(np.float32)
+                    alpha = (xx > w - side + 30 * (_noise(rng, h, 1, 40, 1, 3)[:, :1] - 0.5)).astype(
+                        np.float32
+                    )
                 alpha = alpha * (yy > horizon - rng.uniform(0, 60))
                 layers.append((alpha, _tex_land(rng, h, w), np.zeros((h, w, 2), np.float32)))
         else:
-            ridge = _ridge(rng, w, max(horizon, 0) + rng.uniform(0, 40), rng.uniform(10, 80), rng.uniform(30, 200))
+            ridge = _ridge(
+                rng, w, max(horizon, 0) + rng.uniform(0, 40), rng.uniform(10, 80), rng.uniform(30, 200)
+            )
             yy = np.arange(h, dtype=np.float32)[:, None]
             alpha = (yy > ridge[None, :]).astype(np.float32)
-            layers.append((alpha, _tex_land(rng, h, w, rng.choice(["rock", "forest", "grass"])),
-                           np.zeros((h, w, 2), np.float32)))
+            layers.append(
+                (
+                    alpha,
+                    _tex_land(rng, h, w, rng.choice(["rock", "forest", "grass"])),
+                    np.zeros((h, w, 2), np.float32),
+                )
+            )
             if rng.random() < 0.4:  # a river on the land only
                 ra, rt, rm = _layers_river(rng, h, w)[0]
                 layers.append((ra * alpha, rt, rm))
     elif kind == "waterfall":
-        layers.append((np.ones((h, w), np.float32), _tex_land(rng, h, w, rng.choice(["rock", "forest"])),
-                       np.zeros((h, w, 2), np.float32)))
+        layers.append(
+            (
+                np.ones((h, w), np.float32),
+                _tex_land(rng, h, w, rng.choice(["rock", "forest"])),
+                np.zeros((h, w, 2), np.float32),
+            )
+        )
         if rng.random() < 0.3:
             horizon = rng.uniform(0.05, 0.3) * h
             sky = _layers_sky(rng, h, w, horizon)[0]
             yy = np.arange(h, dtype=np.float32)[:, None]
             ridge = _ridge(rng, w, horizon, 20, 60)
-            layers.append(((yy < ridge[None, :]).astype(np.float32) * np.ones((h, w), np.float32), sky[1], sky[2]))
+            layers.append(
+                ((yy < ridge[None, :]).astype(np.float32) * np.ones((h, w), np.float32), sky[1], sky[2])
+            )
         if rng.random() < 0.4:  # pool / river below
             horizon = rng.uniform(0.6, 0.95) * h
             edge = _ridge(rng, w, horizon, 8, 60)
@@ -524,8 +567,13 @@ def make_sample(seed, size=160, p_hint=0.5, p_mask=0.5, scene_size=None):
         if has_mask:
             hint = hint * in_mask[..., None]
     x = build_input(np.ascontiguousarray(rgb), in_mask, hint)
-    return {"x": x, "y": np.ascontiguousarray(mot.transpose(2, 0, 1)), "mask_true": np.ascontiguousarray(mask),
-            "has_hint": has_hint, "has_mask": has_mask}
+    return {
+        "x": x,
+        "y": np.ascontiguousarray(mot.transpose(2, 0, 1)),
+        "mask_true": np.ascontiguousarray(mask),
+        "has_hint": has_hint,
+        "has_mask": has_mask,
+    }
 
 
 if __name__ == "__main__":  # quick look: python -m stillflow.models.data OUT.png

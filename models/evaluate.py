@@ -41,6 +41,26 @@ def iou(a, b):
     return float(np.logical_and(a, b).sum() / u) if u else 1.0
 
 
+def _arrows(pts, length=40.0):
+    """Arrows as a user would draw them: centred on the sampled point, about ``length`` px long."""
+    try:
+        from ..core.hints import Arrow
+    except ImportError:
+        return None
+    out = []
+    for x, y, vx, vy in pts:
+        sp = max(float(np.hypot(vx, vy)), 1e-3)
+        frames = length / sp
+        out.append(
+            Arrow(
+                start=(x - vx * frames / 2, y - vy * frames / 2),
+                end=(x + vx * frames / 2, y + vy * frames / 2),
+                frames=frames,
+            )
+        )
+    return out
+
+
 def evaluate(model, n=120, h=384, w=512):
     rows = defaultdict(list)
     per_kind = defaultdict(lambda: defaultdict(list))
@@ -53,22 +73,41 @@ def evaluate(model, n=120, h=384, w=512):
         pts = sample_hints(rng, gt, mask)
         dense = dense_from_points(pts, (h, w), hint_sigma(rng, len(pts)))
         m_hint = model.predict(rgb, mask=mask, hint_field=dense * mask[..., None])
+        arrows = _arrows(pts)
+        if arrows is not None:  # the add-on's own path: arrows of ~40 px, core.hints default sigma
+            from ..core.hints import dense_from_arrows
+
+            d2 = dense_from_arrows(arrows, (h, w)) * mask[..., None]
+            rows[("mask + arrows (core.hints)", "model")].append(
+                metrics(model.predict(rgb, mask=mask, hint_field=d2), gt, mask)
+            )
+            rows[("mask + arrows (core.hints)", "hints only")].append(metrics(d2, gt, mask))
         m_none = model.predict(rgb, mask=mask)
         u_hint = model.predict(rgb, hint_field=dense)
         u_none = model.predict(rgb)
         zero = np.zeros_like(gt)
         cases = {
-            ("mask + hints", "model"): m_hint, ("mask + hints", "hints only"): dense * mask[..., None],
-            ("mask, no hints", "model"): m_none, ("mask, no hints", "zero motion"): zero,
-            ("no mask + hints", "model"): u_hint, ("no mask + hints", "hints only"): dense,
-            ("no mask, no hints", "model"): u_none, ("no mask, no hints", "zero motion"): zero,
+            ("mask + hints", "model"): m_hint,
+            ("mask + hints", "hints only"): dense * mask[..., None],
+            ("mask, no hints", "model"): m_none,
+            ("mask, no hints", "zero motion"): zero,
+            ("no mask + hints", "model"): u_hint,
+            ("no mask + hints", "hints only"): dense,
+            ("no mask, no hints", "model"): u_none,
+            ("no mask, no hints", "zero motion"): zero,
         }
         for key, pred in cases.items():
             rows[key].append(metrics(pred, gt, mask))
         true_mv = mask > 0.5
-        rows[("IoU no mask", "model, no hints")].append(iou(np.linalg.norm(u_none, axis=-1) > MOTION_THRESHOLD, true_mv))
-        rows[("IoU no mask", "model + hints")].append(iou(np.linalg.norm(u_hint, axis=-1) > MOTION_THRESHOLD, true_mv))
-        rows[("IoU no mask", "hints only")].append(iou(np.linalg.norm(dense, axis=-1) > MOTION_THRESHOLD, true_mv))
+        rows[("IoU no mask", "model, no hints")].append(
+            iou(np.linalg.norm(u_none, axis=-1) > MOTION_THRESHOLD, true_mv)
+        )
+        rows[("IoU no mask", "model + hints")].append(
+            iou(np.linalg.norm(u_hint, axis=-1) > MOTION_THRESHOLD, true_mv)
+        )
+        rows[("IoU no mask", "hints only")].append(
+            iou(np.linalg.norm(dense, axis=-1) > MOTION_THRESHOLD, true_mv)
+        )
         rows[("IoU no mask", "everything moves")].append(iou(np.ones_like(true_mv), true_mv))
         per_kind[sc["kind"]]["model"].append(metrics(u_none, gt, mask)[0])
         per_kind[sc["kind"]]["zero"].append(metrics(zero, gt, mask)[0])
@@ -76,7 +115,9 @@ def evaluate(model, n=120, h=384, w=512):
 
 
 def print_table(rows, per_kind, n_scenes):
-    print(f"held-out procedural scenes: {n_scenes} (seeds {EVAL_SEED_START}+), 384x512, metrics inside the true mask")
+    print(
+        f"held-out procedural scenes: {n_scenes} (seeds {EVAL_SEED_START}+), 384x512, metrics inside the true mask"
+    )
     print("| condition | field | EPE px/frame | mean cosine |")
     print("|---|---|---|---|")
     for (cond, name), vals in rows.items():
@@ -115,8 +156,9 @@ def visualise(rgb, M, path, step=24, scale=8.0):
         for x in range(step // 2, w, step):
             dx, dy = M[y, x]
             if np.hypot(dx, dy) > MOTION_THRESHOLD:
-                cv2.arrowedLine(img, (x, y), (int(x + dx * scale), int(y + dy * scale)), (255, 40, 40), 1,
-                                tipLength=0.3)
+                cv2.arrowedLine(
+                    img, (x, y), (int(x + dx * scale), int(y + dy * scale)), (255, 40, 40), 1, tipLength=0.3
+                )
     out = np.concatenate([img, flow_to_rgb(M)], 0)
     cv2.imwrite(str(path), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
 
@@ -137,8 +179,10 @@ def run_photos(model, paths, out_dir):
         mag = np.linalg.norm(M, axis=-1)
         out = Path(out_dir) / (Path(p).stem + "_motion.png")
         visualise(small, M, out)
-        print(f"{Path(p).name}: {small.shape[1]}x{small.shape[0]}, mean |M| {mag.mean():.2f}, moving "
-              f"{(mag > MOTION_THRESHOLD).mean() * 100:.0f}% -> {out}")
+        print(
+            f"{Path(p).name}: {small.shape[1]}x{small.shape[0]}, mean |M| {mag.mean():.2f}, moving "
+            f"{(mag > MOTION_THRESHOLD).mean() * 100:.0f}% -> {out}"
+        )
 
 
 def main(argv=None):

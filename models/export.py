@@ -30,17 +30,27 @@ def load_checkpoint(path, device="cpu"):
 
 def export(net, out):
     x = torch.rand(1, 6, 64, 96)
-    torch.onnx.export(net, (x,), str(out), dynamo=False, opset_version=OPSET, input_names=["input"],
-                      output_names=["motion"],
-                      dynamic_axes={"input": {0: "n", 2: "h", 3: "w"}, "motion": {0: "n", 2: "h", 3: "w"}},
-                      do_constant_folding=True)
+    torch.onnx.export(
+        net,
+        (x,),
+        str(out),
+        dynamo=False,
+        opset_version=OPSET,
+        input_names=["input"],
+        output_names=["motion"],
+        dynamic_axes={"input": {0: "n", 2: "h", 3: "w"}, "motion": {0: "n", 2: "h", 3: "w"}},
+        do_constant_folding=True,
+    )
     import onnx
 
     m = onnx.load(str(out))
-    meta = {"stillflow.units": "px/frame at the input resolution; +dx right, +dy down, row 0 top",
-            "stillflow.inputs": "rgb sRGB [0,1] (3), mask (1, ones when none), hint field dx,dy px/frame (2)",
-            "stillflow.multiple": str(net.multiple), "stillflow.working_size": "512",
-            "stillflow.license": "GPL-3.0-or-later"}
+    meta = {
+        "stillflow.units": "px/frame at the input resolution; +dx right, +dy down, row 0 top",
+        "stillflow.inputs": "rgb sRGB [0,1] (3), mask (1, ones when none), hint field dx,dy px/frame (2)",
+        "stillflow.multiple": str(net.multiple),
+        "stillflow.working_size": "512",
+        "stillflow.license": "GPL-3.0-or-later",
+    }
     for k, v in meta.items():
         p = m.metadata_props.add()
         p.key, p.value = k, v
@@ -75,8 +85,10 @@ def main(argv=None):
     export(net, a.out)
     worst = check(net, a.out)
     size = Path(a.out).stat().st_size
-    print(f"wrote {a.out}: {size / 1e6:.2f} MB, opset {OPSET}, step {ck.get('step')}, "
-          f"max |onnx - torch| = {worst:.2e}")
+    print(
+        f"wrote {a.out}: {size / 1e6:.2f} MB, opset {OPSET}, step {ck.get('step')}, "
+        f"max |onnx - torch| = {worst:.2e}"
+    )
     return 0
 
 

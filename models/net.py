@@ -41,8 +41,9 @@ class MotionUNet(nn.Module):
         self.up = nn.ModuleList([nn.ConvTranspose2d(ch[i + 1], ch[i], 2, stride=2) for i in range(depth)])
         self.dec = nn.ModuleList([_Block(2 * ch[i], ch[i]) for i in range(depth)])
         # the head also sees the raw mask and hint channels: passing hints through is easy to learn
-        self.head = nn.Sequential(nn.Conv2d(ch[0] + 3, ch[0], 3, padding=1), nn.LeakyReLU(0.1),
-                                  nn.Conv2d(ch[0], 2, 3, padding=1))
+        self.head = nn.Sequential(
+            nn.Conv2d(ch[0] + 3, ch[0], 3, padding=1), nn.LeakyReLU(0.1), nn.Conv2d(ch[0], 2, 3, padding=1)
+        )
         self.act = nn.LeakyReLU(0.1)
         self.depth = depth
 

@@ -76,8 +76,12 @@ def main(argv=None):
         log.flush()
 
     say(f"device {dev}, threads {a.threads}, workers {a.workers}, params {count_params(net)}, args {vars(a)}")
-    loader = DataLoader(ProceduralStream(a.size, a.seed_start), batch_size=a.batch, num_workers=a.workers,
-                        persistent_workers=a.workers > 0)
+    loader = DataLoader(
+        ProceduralStream(a.size, a.seed_start),
+        batch_size=a.batch,
+        num_workers=a.workers,
+        persistent_workers=a.workers > 0,
+    )
     budget = a.minutes * 60.0
     t0 = time.time()
     last_save = t0
@@ -85,8 +89,16 @@ def main(argv=None):
     step = 0
 
     def save():
-        torch.save({"state_dict": net.state_dict(), "base": a.base, "step": step,
-                    "seconds": time.time() - t0, "args": vars(a)}, out)
+        torch.save(
+            {
+                "state_dict": net.state_dict(),
+                "base": a.base,
+                "step": step,
+                "seconds": time.time() - t0,
+                "args": vars(a),
+            },
+            out,
+        )
 
     for x, y in loader:
         el = time.time() - t0
