@@ -6,6 +6,11 @@ Layers (names compared case-insensitively):
 - "freeze": closed splines (3+ points) = frozen regions; 1- or 2-point splines = anchor points.
 Bezier handles are ignored: the control points are the polygon.
 
+An arrow means "this point moves from start to end in N frames": velocity = (end - start) / N. N of the
+i-th spline of the arrows layer is item i of the Mask's custom property "stillflow_arrow_frames" (a list,
+kept from an imported file); arrows beyond the list (newly drawn ones) use 50 frames. The custom property
+"stillflow_freeze_radius" (photo pixels) keeps a file's freeze radius.
+
 Coordinates: Blender stores mask points in the Image Editor in a square frame with y up: x in 0..1 across
 the image width, and for a wide image y = 0.5 + (v - 0.5) * height / width where v is 0..1 up the image
 (`BKE_mask_coord_from_frame`); tall images are the same with x and y swapped. Core's hints are pixels,
@@ -22,6 +27,8 @@ import bpy
 from ..core.hints import DEFAULT_ARROW_FRAMES, Arrow, Hints
 
 ARROWS, MOTION, FREEZE = "arrows", "motion", "freeze"
+FRAMES_KEY = "stillflow_arrow_frames"
+RADIUS_KEY = "stillflow_freeze_radius"
 
 
 def mask_to_pixel(co, width: int, height: int) -> tuple[float, float]:
@@ -46,18 +53,20 @@ def _layers(mask, name: str):
     return [layer for layer in mask.layers if layer.name.strip().lower() == name]
 
 
-def hints_from_mask(mask, width: int, height: int, frames: float = DEFAULT_ARROW_FRAMES) -> Hints:
+def hints_from_mask(mask, width: int, height: int) -> Hints:
     """Read the hints drawn in `mask` for a (width, height) photo."""
-    hints = Hints(image_size=(width, height))
+    frames = list(mask.get(FRAMES_KEY, ()))
+    hints = Hints(image_size=(width, height), freeze_radius=mask.get(RADIUS_KEY))
 
     def points(spline):
         return [mask_to_pixel(p.co, width, height) for p in spline.points]
 
-    for layer in _layers(mask, ARROWS):
-        for spline in layer.splines:
+    for layer_index, layer in enumerate(_layers(mask, ARROWS)):
+        for i, spline in enumerate(layer.splines):
             pts = points(spline)
+            n = frames[i] if layer_index == 0 and i < len(frames) and frames[i] > 0 else DEFAULT_ARROW_FRAMES
             if len(pts) >= 2 and not spline.use_cyclic:
-                hints.arrows.append(Arrow(pts[0], pts[-1], frames))
+                hints.arrows.append(Arrow(pts[0], pts[-1], float(n)))
     for layer in _layers(mask, MOTION):
         for spline in layer.splines:
             pts = points(spline)
@@ -92,8 +101,14 @@ def fill_mask(mask, hints: Hints, width: int, height: int) -> None:
     """Add `hints` (scaled to a (width, height) photo) to `mask`'s layers."""
     hints = hints.for_size(width, height)
     arrows, motion, freeze = (_layer(mask, n) for n in (ARROWS, MOTION, FREEZE))
+    frames = list(mask.get(FRAMES_KEY, ()))
+    frames += [DEFAULT_ARROW_FRAMES] * (len(arrows.splines) - len(frames))  # arrows drawn by hand
+    if hints.freeze_radius is not None:
+        mask[RADIUS_KEY] = float(hints.freeze_radius)
     for arrow in hints.arrows:
         _spline(arrows, [arrow.start, arrow.end], width, height, cyclic=False)
+        frames.append(float(arrow.frames))
+    mask[FRAMES_KEY] = [float(f) for f in frames[: len(arrows.splines)]]
     for poly in hints.motion_polygons:
         _spline(motion, poly, width, height, cyclic=True)
     for poly in hints.freeze_polygons:

@@ -64,14 +64,11 @@ def blender(stillflow_ext):
 
 @pytest.fixture(scope="session")
 def small_photo(tmp_path_factory) -> Path:
-    """A small real photo: tests/data/*.jpg when present, else a 160x90 crop of a CC0 sample."""
-    for name in ("beach_small.jpg", "mcway_small.jpg"):
-        if (DATA / name).is_file():
-            return DATA / name
-    jpgs = sorted(DATA.glob("*.jpg")) if DATA.is_dir() else []
-    if jpgs:
-        return jpgs[0]
-    pytest.skip("no small photo in tests/data")
+    """A small real photo: McWay Falls (CC0, samples/) at 160x90, which samples/mcway_falls.hints.json fits."""
+    path = DATA / "blender_mcway_160x90.jpg"
+    if not path.is_file():
+        pytest.skip(f"missing {path}")
+    return path
 
 
 def pytest_collection_modifyitems(config, items):

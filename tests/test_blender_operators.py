@@ -1,0 +1,214 @@
+"""Stillflow's operators on the real bpy module: predict, render, outputs, cancel, undo, bad input."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.bpy
+
+REPO = Path(__file__).resolve().parents[1]
+HINTS_FILE = REPO / "samples" / "mcway_falls.hints.json"
+FRAMES = 6
+
+
+def ext(stillflow_ext, name):
+    """A module of the enabled extension (bl_ext.<repo>.stillflow.<name>)."""
+    return sys.modules[f"{stillflow_ext[0]}.{name}"]
+
+
+@pytest.fixture
+def photo(blender, small_photo, tmp_path):
+    """The small photo loaded, hints imported into a Mask, settings for a quick 6-frame loop."""
+    bpy = blender
+    image = bpy.data.images.load(str(small_photo))
+    settings = bpy.context.scene.stillflow
+    settings.image = image
+    settings.motion_source = "HINTS"
+    settings.frames = FRAMES
+    settings.speed = 10.0  # the 160x90 photo moves little per frame
+    settings.output_dir = str(tmp_path / "out")
+    bpy.ops.stillflow.import_hints(filepath=str(HINTS_FILE))
+    assert settings.hints is not None
+    return image
+
+
+def field_of(bpy, stillflow_ext, name):
+    return ext(stillflow_ext, "operators.blender_io").read_field(bpy.data.images[name])
+
+
+def test_predict_writes_field_image(blender, stillflow_ext, photo):
+    bpy = blender
+    assert bpy.ops.stillflow.predict_motion() == {"FINISHED"}
+    field_img = bpy.data.images[f"{photo.name}_motion"]
+    assert tuple(field_img.size) == tuple(photo.size) == (160, 90)
+    assert field_img.is_float and field_img.colorspace_settings.name == "Non-Color"
+    assert bpy.context.scene.stillflow.field_image == field_img
+
+    # Same field as core computes from the same photo and hints.
+    from stillflow.core import field as cfield
+    from stillflow.core import hints as chints
+    from stillflow.core import motion as cmotion
+
+    io = ext(stillflow_ext, "operators.blender_io")
+    rgb = io.read_photo(photo)
+    expected = cmotion.predict_motion(rgb, hints=chints.load_hints(HINTS_FILE), source="hints").field
+    got = field_of(bpy, stillflow_ext, field_img.name)
+    assert np.abs(got).max() > 0.05  # hints drawn at 1280x720, scaled to 160x90
+    # Mask points are float32: a few polygon-edge pixels differ slightly.
+    assert np.abs(got - expected).max() < 0.01 and np.abs(got - expected).mean() < 1e-4
+
+    # Stored as R = dx, G = -dy (+ up), bottom row first, A = 1 (core.field's convention).
+    flat = np.empty(len(field_img.pixels), np.float32)
+    field_img.pixels.foreach_get(flat)
+    np.testing.assert_array_equal(flat, cfield.to_blender_rgba(got))
+    rgba = flat.reshape(90, 160, 4)
+    assert rgba[0, 5, 1] == pytest.approx(-got[89, 5, 1]) and np.all(rgba[..., 3] == 1)
+
+    # A second predict never overwrites the first image unless asked.
+    assert bpy.ops.stillflow.predict_motion() == {"FINISHED"}
+    assert f"{photo.name}_motion.001" in bpy.data.images
+    assert bpy.ops.stillflow.predict_motion(overwrite=True) == {"FINISHED"}
+    assert f"{photo.name}_motion.002" not in bpy.data.images
+
+
+def _frames(folder):
+    from PIL import Image
+
+    return [np.asarray(Image.open(p), np.float32) for p in sorted(Path(folder).glob("*.png"))]
+
+
+def test_render_to_sequencer_and_painting_changes_frames(blender, stillflow_ext, photo, tmp_path):
+    bpy = blender
+    scene = bpy.context.scene
+    settings = scene.stillflow
+    bpy.ops.stillflow.predict_motion()
+    scene.frame_current = 7
+    assert bpy.ops.stillflow.render_loop() == {"FINISHED"}
+    out = tmp_path / "out" / "blender_mcway_160x90_loop"
+    files = sorted(out.glob("*.png"))
+    assert [f.name for f in files] == [f"blender_mcway_160x90_{i:04d}.png" for i in range(FRAMES)]
+    assert not list((tmp_path / "out").glob(".*partial*"))
+    strip = scene.sequence_editor.strips[0]
+    assert strip.type == "IMAGE" and len(strip.elements) == FRAMES
+    assert strip.frame_final_duration == FRAMES and strip.frame_final_start == 7
+    assert Path(bpy.path.abspath(strip.directory)).resolve() == out.resolve()
+    first = _frames(out)
+    # Frame 0 is the photo; later frames move.
+    rgb = ext(stillflow_ext, "operators.blender_io").read_photo(photo) * 255
+    assert np.abs(first[0] - rgb).max() <= 1.0
+    assert np.abs(first[3] - first[0]).mean() > 0.05
+
+    # "Paint" the field image: double the motion; the next render reads it back and changes.
+    field_img = settings.field_image
+    px = np.empty(len(field_img.pixels), np.float32)
+    field_img.pixels.foreach_get(px)
+    px = px.reshape(-1, 4)
+    px[:, :2] *= 3.0
+    field_img.pixels.foreach_set(px.ravel())
+    with pytest.raises(RuntimeError, match="already holds files"):
+        bpy.ops.stillflow.render_loop()  # never overwrites without asking
+    settings.overwrite = True
+    assert bpy.ops.stillflow.render_loop() == {"FINISHED"}
+    second = _frames(out)
+    assert np.abs(second[0] - first[0]).max() <= 1.0
+    assert np.abs(second[3] - first[3]).mean() > 0.05
+    assert len(scene.sequence_editor.strips) == 2
+    assert scene.sequence_editor.strips[1].channel != scene.sequence_editor.strips[0].channel
+
+
+def test_texture_in_material_and_world(blender, photo):
+    bpy = blender
+    scene = bpy.context.scene
+    settings = scene.stillflow
+    settings.outputs = {"MATERIAL", "WORLD"}
+    bpy.ops.stillflow.predict_motion()
+    mesh = bpy.data.meshes.new("plane")
+    obj = bpy.data.objects.new("plane", mesh)
+    scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    obj.select_set(True)
+    assert bpy.ops.stillflow.render_loop() == {"FINISHED"}
+    assert scene.sequence_editor is None or len(scene.sequence_editor.strips) == 0
+
+    mat = obj.data.materials[0]
+    tex = mat.node_tree.nodes["Stillflow Loop"]
+    assert tex.image.source == "SEQUENCE"
+    assert tex.image_user.frame_duration == FRAMES and tex.image_user.use_cyclic
+    assert tex.image_user.use_auto_refresh
+    bsdf = next(n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+    assert bsdf.inputs["Base Color"].links[0].from_node == tex
+
+    world_tex = scene.world.node_tree.nodes["Stillflow Loop"]
+    assert world_tex.image == tex.image and world_tex.image_user.frame_duration == FRAMES
+    background = next(n for n in scene.world.node_tree.nodes if n.type == "BACKGROUND")
+    assert background.inputs["Color"].links[0].from_node == world_tex
+
+
+def test_cancel_leaves_no_files(blender, stillflow_ext, photo, tmp_path):
+    """The modal operator's Esc calls RenderJob.cancel() (via _finish); drive the job directly."""
+    bpy = blender
+    bpy.ops.stillflow.predict_motion()
+    ops_render = ext(stillflow_ext, "operators.ops_render")
+    job, _why = ops_render.make_job(bpy.context)
+    job.start()
+    assert job.step(0.0) is False and job.done == 1
+    assert list((tmp_path / "out").glob(".*partial*/*.png"))
+    job.cancel()
+    assert not any((tmp_path / "out").rglob("*.png"))
+    assert not list((tmp_path / "out").iterdir())
+    assert not [i for i in bpy.data.images if i.name.startswith(".stillflow_scratch")]
+
+
+def test_undo_removes_created_data(blender, photo):
+    bpy = blender
+    scene = bpy.context.scene
+    bpy.ops.ed.undo_push(message="before predict")
+    assert bpy.ops.stillflow.predict_motion("EXEC_DEFAULT", True) == {"FINISHED"}  # True: push undo
+    assert f"{photo.name}_motion" in bpy.data.images
+    bpy.ops.ed.undo()
+    assert f"{photo.name}_motion" not in bpy.data.images
+
+    assert bpy.ops.stillflow.predict_motion("EXEC_DEFAULT", True) == {"FINISHED"}
+    assert bpy.ops.stillflow.render_loop("EXEC_DEFAULT", True) == {"FINISHED"}
+    assert len(bpy.context.scene.sequence_editor.strips) == 1
+    bpy.ops.ed.undo()
+    scene = bpy.context.scene  # undo replaces the data: look everything up again
+    assert scene.sequence_editor is None or len(scene.sequence_editor.strips) == 0
+
+
+def test_bad_input_reports_errors(blender, photo, tmp_path):
+    bpy = blender
+    settings = bpy.context.scene.stillflow
+    with pytest.raises(RuntimeError, match="No motion field.*Predict Motion"):
+        bpy.ops.stillflow.render_loop()
+
+    settings.image = None
+    with pytest.raises(RuntimeError, match="No photo"):
+        bpy.ops.stillflow.predict_motion()
+
+    empty = bpy.data.images.new("gone", 4, 4)
+    empty.source = "FILE"
+    empty.filepath = str(tmp_path / "missing.png")
+    settings.image = empty
+    with pytest.raises(RuntimeError, match="has no pixels"):
+        bpy.ops.stillflow.predict_motion()
+
+    settings.image = photo
+    wrong = bpy.data.images.new(f"{photo.name}_motion", 20, 10, float_buffer=True)
+    with pytest.raises(RuntimeError, match="20x10 but the image is 160x90"):
+        bpy.ops.stillflow.render_loop()
+    bpy.data.images.remove(wrong)
+
+    bpy.ops.stillflow.predict_motion()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    settings.output_dir = str(blocker / "sub")
+    with pytest.raises(RuntimeError, match="Cannot write to the output folder"):
+        bpy.ops.stillflow.render_loop()
+
+    settings.motion_source = "HINTS"
+    settings.hints = None
+    with pytest.raises(RuntimeError, match="needs at least one arrow"):
+        bpy.ops.stillflow.predict_motion()
