@@ -1,0 +1,95 @@
+"""The manifest passes Blender's validator; the zip builds with Blender's own tool, installs and enables."""
+
+import importlib.util
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.bpy
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD = REPO / ".ci" / "build_extension"
+
+
+def blender_ext_tool() -> Path:
+    spec = importlib.util.find_spec("bpy")
+    if spec is None:
+        pytest.skip("needs the bpy module")
+    return Path(spec.origin).parent / "5.0" / "scripts" / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+
+
+def run(*cmd):
+    done = subprocess.run([sys.executable, *map(str, cmd)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_manifest_validates():
+    out = run(blender_ext_tool(), "validate", REPO)
+    assert "Success" in out
+
+
+def _build(tmp_path, *extra):
+    out = tmp_path / "dist"
+    run(BUILD, "--output-dir", out, *extra)
+    return sorted(out.glob("stillflow-*.zip"))
+
+
+def _install_and_enable(blender, stillflow_ext, zip_path, repo_dir):
+    """Install the zip with Blender's installer into a temporary repository (the checkout copy is
+    disabled meanwhile: both would register the same classes) and check that it works."""
+    import addon_utils
+
+    bpy = blender
+    checkout_module, enable_checkout = stillflow_ext
+    addon_utils.disable(checkout_module, default_set=True)
+    repos = bpy.context.preferences.extensions.repos
+    repo = repos.new(name="sfzip", module="sfzip", custom_directory=str(repo_dir), source="USER")
+    try:
+        result = bpy.ops.extensions.package_install_files(
+            filepath=str(zip_path), repo="sfzip", enable_on_install=True
+        )
+        assert result == {"FINISHED"}
+        assert "bl_ext.sfzip.stillflow" in bpy.context.preferences.addons
+        assert hasattr(bpy.types.Scene, "stillflow")
+        installed = repo_dir / "stillflow"
+        assert (installed / "blender_manifest.toml").is_file()
+        assert not (installed / "tests").exists() and not (installed / ".ci").exists()
+        photo = bpy.data.images.new("p", 32, 16)
+        bpy.context.scene.stillflow.image = photo
+        bpy.ops.stillflow.new_hints()
+        assert bpy.context.scene.stillflow.hints.name == "p_hints"
+        addon_utils.disable("bl_ext.sfzip.stillflow", default_set=True)
+    finally:
+        repos.remove(repo)
+        enable_checkout()
+
+
+def test_build_install_enable(blender, stillflow_ext, tmp_path):
+    """Quick build (no wheel download) for every platform; install this platform's zip."""
+    zips = _build(tmp_path, "--no-wheels")
+    names = {z.name for z in zips}
+    assert names == {f"stillflow-0.1.0-{p}.zip" for p in ("windows_x64", "linux_x64", "macos_arm64", "macos_x64")}
+    linux = next(z for z in zips if "linux" in z.name)
+    with zipfile.ZipFile(linux) as zf:
+        files = zf.namelist()
+    assert "__init__.py" in files and "operators/ops_render.py" in files and "core/render.py" in files
+    assert not [f for f in files if f.startswith(("tests/", ".ci/", ".venv/", "wheels/")) or "__pycache__" in f]
+    assert not [f for f in files if f.startswith("models/") and f.endswith(".py")]
+    run(blender_ext_tool(), "validate", linux)
+    _install_and_enable(blender, stillflow_ext, linux, tmp_path / "repo")
+
+
+@pytest.mark.slow
+def test_full_build_with_wheels(blender, stillflow_ext, tmp_path):
+    """Downloads the pinned wheels for every platform (about 60 MB each) and builds the real zips."""
+    zips = _build(tmp_path)
+    assert zips
+    for z in zips:
+        with zipfile.ZipFile(z) as zf:
+            wheels = [f for f in zf.namelist() if f.endswith(".whl")]
+        assert {w.split("/")[-1].split("-")[0] for w in wheels} == {"onnxruntime", "numba", "llvmlite"}, z.name
+        assert not [w for w in wheels if "numpy" in w]
