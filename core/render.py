@@ -99,26 +99,42 @@ def loop_warnings(motion: np.ndarray, settings: RenderSettings) -> list[str]:
     return out
 
 
-def fill_holes(rgb: np.ndarray, holes: np.ndarray, fallback: np.ndarray) -> None:
-    """Fill hole pixels in place from a normalised blur of their valid neighbours (coarse, then finer)."""
+def fill_holes(rgb: np.ndarray, holes: np.ndarray, fallback: np.ndarray, tile: int = 64) -> None:
+    """Fill hole pixels in place from a normalised blur of their valid neighbours.
+
+    Works tile by tile, only on tiles that hold holes (with a margin wide enough for the widest blur), so a
+    frame with a few holes costs a few small blurs, not full-frame ones. Radii grow (2, 6, 18 px) until
+    every hole has valid neighbours; the rest falls back to the input image.
+    """
     if not holes.any():
         return
     from .field import box_blur
 
-    valid = (~holes).astype(np.float32)
-    clean = np.where(holes[..., None], 0.0, rgb).astype(np.float32)
-    todo = holes.copy()
-    for radius in (2, 6, 18):
-        den = box_blur(valid, radius)
-        ok = todo & (den > 1e-3)
-        if ok.any():
-            for c in range(rgb.shape[2]):
-                num = box_blur(clean[..., c], radius)
-                rgb[..., c][ok] = num[ok] / den[ok]
-            todo &= ~ok
-        if not todo.any():
-            return
-    rgb[todo] = fallback[todo]
+    h, w = holes.shape
+    pad = 3 * 18 + 2
+    nty, ntx = -(-h // tile), -(-w // tile)
+    padded = np.zeros((nty * tile, ntx * tile), bool)
+    padded[:h, :w] = holes
+    for by, bx in np.argwhere(padded.reshape(nty, tile, ntx, tile).any(axis=(1, 3))):
+        y0, y1 = by * tile, min(h, (by + 1) * tile)
+        x0, x1 = bx * tile, min(w, (bx + 1) * tile)
+        py0, py1, px0, px1 = max(0, y0 - pad), min(h, y1 + pad), max(0, x0 - pad), min(w, x1 + pad)
+        hole = holes[py0:py1, px0:px1]
+        valid = (~hole).astype(np.float32)
+        clean = np.where(hole[..., None], 0.0, rgb[py0:py1, px0:px1]).astype(np.float32)
+        todo = np.zeros_like(hole)
+        todo[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0] = hole[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
+        out = rgb[py0:py1, px0:px1]
+        for radius in (2, 6, 18):
+            den = box_blur(valid, radius)
+            ok = todo & (den > 1e-3)
+            if ok.any():
+                for c in range(rgb.shape[2]):
+                    out[..., c][ok] = box_blur(clean[..., c], radius)[ok] / den[ok]
+                todo &= ~ok
+            if not todo.any():
+                break
+        out[todo] = fallback[py0:py1, px0:px1][todo]
 
 
 def symmetric_splat(engine, acc, src, weight, fwd_flow, bwd_flow, alpha: float) -> None:

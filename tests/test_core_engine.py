@@ -199,3 +199,17 @@ def test_core_imports_without_bpy():
         "assert 'bpy' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_holes_are_filled_from_their_neighbours(photo):
+    h, w = photo.shape[:2]
+    rgb = photo.copy()
+    holes = np.zeros((h, w), bool)
+    holes[40:44, 100:103] = True  # a small hole inside a smooth region
+    holes[:, :2] = True  # a strip along the border
+    rgb[holes] = 0.0
+    render.fill_holes(rgb, holes, fallback=np.zeros_like(photo))
+    assert np.all(np.isfinite(rgb)) and rgb[holes].min() > 0.0  # filled, not from the (black) fallback
+    np.testing.assert_array_equal(rgb[~holes], photo[~holes])  # valid pixels untouched
+    err = np.abs(rgb[holes] - photo[holes]).mean()
+    assert err < 0.08, err

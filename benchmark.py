@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Stillflow benchmark: splatting speed, full-loop time, peak memory, and loop quality.
+
+    .venv/bin/python benchmark.py                 # speed table at 1080p (engine vs torch / numpy references)
+    .venv/bin/python benchmark.py --loop          # + a full 60-frame 1080p loop, engine time
+    .venv/bin/python benchmark.py --memory-4k     # + peak memory of a 60-frame 3840x2160 loop (subprocess)
+    .venv/bin/python benchmark.py --quality       # quality figures of the bundled sample (hints + mask)
+
+Times are medians of --repeat runs after one warm-up (which also compiles the kernels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _import():
+    try:
+        import stillflow  # noqa: F401
+    except ImportError:  # running from a checkout that was not pip-installed
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("stillflow", ROOT / "__init__.py",
+                                                      submodule_search_locations=[str(ROOT)])
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["stillflow"] = mod
+        spec.loader.exec_module(mod)
+
+
+_import()
+from stillflow.core import render, splat  # noqa: E402
+from stillflow.core.field import resize_bilinear  # noqa: E402
+from stillflow.core.imageio import load_image  # noqa: E402
+
+SAMPLE = ROOT / "samples" / "mcway_falls.jpg"
+
+
+def river_field(h: int, w: int) -> np.ndarray:
+    """A smooth, river-like field: up to ~3 px/frame, curving, slower at the banks."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    bank = np.clip(np.sin(np.pi * yy / h), 0, 1)
+    dx = 2.5 * bank * (1.0 + 0.2 * np.sin(xx / 97.0))
+    dy = 1.2 * np.sin(xx / 151.0 + yy / 211.0)
+    return np.stack([dx, dy], -1).astype(np.float32)
+
+
+def photo(h: int, w: int) -> np.ndarray:
+    return resize_bilinear(load_image(SAMPLE).rgb, (h, w))
+
+
+def timeit(fn, repeat: int) -> float:
+    fn()  # warm-up (compiles numba kernels, allocates)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000.0 * float(np.median(times))
+
+
+def sync(engine):
+    if engine.name == "torch-cuda":
+        engine.torch.cuda.synchronize()
+
+
+def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60) -> None:
+    img = photo(h, w)
+    motion = river_field(h, w)
+    weight = render.softmax_weight(motion)
+    ref_engine = splat.get_engine("cpu")
+    small = motion.copy()  # F(0->1) = M
+    mid = np.zeros_like(motion)
+    for _ in range(loop_frames // 2):
+        mid = ref_engine.step(motion, mid)  # F(0->N/2): tens of rows of displacement
+    print(f"1080p bilinear splat of RGB + weight, {w}x{h}; middle frame = F(0->{loop_frames // 2}), "
+          f"max |dy| {np.nanmax(np.abs(mid[..., 1])):.0f} px, max |dx| {np.nanmax(np.abs(mid[..., 0])):.0f} px")
+    engines = [("engine (numba, %d threads)" % ref_engine.nbands, ref_engine)]
+    torch_cpu = splat.get_engine("torch-cpu")
+    cuda = splat.cuda_available()
+    if cuda:
+        engines.append(("engine (torch CUDA)", splat.get_engine("cuda")))
+    rows = []
+
+    def splat_ms(engine, flow, reps):
+        a_img, a_flow, a_w = engine.asarray(img), engine.asarray(flow), engine.asarray(weight)
+        acc = engine.zeros((h, w, 4))
+
+        def run():
+            acc[...] = 0
+            engine.accumulate(acc, a_img, a_flow, a_w, 1.0)
+            sync(engine)
+
+        return timeit(run, reps)
+
+    def frame_ms(engine, reps):
+        a_img, a_w = engine.asarray(img), engine.asarray(weight)
+        a_m, a_f, a_b = engine.asarray(motion), engine.asarray(mid), engine.asarray(-mid)
+        acc = engine.zeros((h, w, 4))
+
+        def run():
+            f = engine.step(a_m, a_f)
+            render.symmetric_splat(engine, acc, a_img, a_w, f, a_b, 0.5)
+            engine.normalise(acc)
+            sync(engine)
+
+        return timeit(run, reps)
+
+    ref_small = splat_ms(torch_cpu, small, max(1, repeat // 2))
+    ref_mid = splat_ms(torch_cpu, mid, max(1, repeat // 2))
+    for label, eng in engines:
+        rows.append((label, splat_ms(eng, small, repeat), splat_ms(eng, mid, repeat), frame_ms(eng, repeat)))
+    rows.append(("torch index_add_ (reference)", ref_small, ref_mid, frame_ms(torch_cpu, max(1, repeat // 2))))
+    t0 = time.perf_counter()
+    acc = splat.splat_reference(img, small, weight)
+    np_ms = 1000 * (time.perf_counter() - t0)
+    del acc
+    rows.append(("numpy np.add.at (reference)", np_ms, float("nan"), float("nan")))
+    print(f"{'way':34s} {'splat f1 ms':>11s} {'x torch':>8s} {'splat mid ms':>12s} {'x torch':>8s} {'sym frame ms':>12s}")
+    for label, a, b, c in rows:
+        print(f"{label:34s} {a:11.1f} {ref_small / a:8.2f} {b:12.1f} {ref_mid / b if b == b else float('nan'):8.2f} {c:12.1f}")
+    print(f"CUDA used: {'yes' if cuda else 'no (no GPU visible to torch)'}; "
+          f"peak RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+def full_loop(h: int, w: int, frames: int, device: str) -> tuple[float, float, float]:
+    img = photo(h, w)
+    motion = river_field(h, w)
+    settings = render.RenderSettings(frames=frames, device=device)
+    # compile outside the timing
+    list(render.render_loop(img[:64, :64], motion[:64, :64], render.RenderSettings(frames=3, device=device)))
+    t0 = time.perf_counter()
+    holes = 0.0
+    for fr in render.render_loop(img, motion, settings):
+        holes = max(holes, fr.hole_fraction)
+    return time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, holes
+
+
+def quality(frames: int) -> None:
+    from stillflow.core.hints import load_hints, mask_from_hints
+    from stillflow.core.motion import predict_motion
+    from stillflow.core.quality import loop_quality
+
+    img = load_image(SAMPLE).rgb
+    h, w = img.shape[:2]
+    hints = load_hints(SAMPLE.with_name("mcway_falls.hints.json")).for_size(w, h)
+    mask = mask_from_hints(hints, (h, w))
+    print(f"bundled sample {w}x{h}, hints only, {frames} frames")
+    print(f"{'setting':28s} {'holes max':>9s} {'seam/step':>9s} {'sharp min':>9s} {'edge tear':>9s}")
+    for label, feather, z in (("no feather, z=magnitude", 0.0, "magnitude"), ("feather 12 px", 12.0, "magnitude"),
+                              ("feather 24 px", 24.0, "magnitude"), ("feather 12 px, z=none", 12.0, "none")):
+        m = predict_motion(img, hints=hints, source="hints", feather_px=feather).field
+        q = loop_quality(render.render_loop(img, m, render.RenderSettings(frames=frames, feather_px=feather, z=z)), mask)
+        print(f"{label:28s} {q['hole_fraction_max']:9.4f} {q['seam_ratio']:9.2f} {q['sharpness_min']:9.2f} "
+              f"{q['edge_tear']:+9.2f}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--loop", action="store_true", help="time a full 60-frame 1080p loop")
+    ap.add_argument("--memory-4k", action="store_true", help="peak memory of a 60-frame 4K loop")
+    ap.add_argument("--quality", action="store_true", help="quality figures on the bundled sample")
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--_child-4k", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._child_4k:
+        secs, rss, holes = full_loop(2160, 3840, 60, args.device)
+        print(f"4K 60-frame loop: {secs:.1f} s, peak RSS {rss:.0f} MiB, max hole fraction {holes:.4f}")
+        return 0
+    if not args.skip_speed:
+        speed_table(args.repeat)
+    if args.loop:
+        secs, rss, holes = full_loop(1080, 1920, 60, args.device)
+        print(f"1080p 60-frame loop on {splat.get_engine(args.device).name}: {secs:.1f} s engine time "
+              f"({1000 * secs / 60:.0f} ms/frame), max hole fraction {holes:.4f}")
+    if args.memory_4k:
+        subprocess.run([sys.executable, __file__, "--_child-4k", "--device", args.device], check=True)
+    if args.quality:
+        quality(60)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
