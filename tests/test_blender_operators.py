@@ -212,3 +212,54 @@ def test_bad_input_reports_errors(blender, photo, tmp_path):
     settings.hints = None
     with pytest.raises(RuntimeError, match="needs at least one arrow"):
         bpy.ops.stillflow.predict_motion()
+
+
+class _ModalHarness:
+    """The render operator's own modal()/_finish() code on a plain object: the bpy module has no event
+    loop (INVOKE_DEFAULT runs execute() there), so the test sends the timer and Esc events itself."""
+
+    def __init__(self, op_class, job, why):
+        for name in ("modal", "_finish", "_show", "_complete", "_warn"):
+            setattr(self, name, getattr(op_class, name).__get__(self))
+        self._job, self._why, self._timer, self.reports = job, why, None, []
+
+    def report(self, kind, message):
+        self.reports.append((set(kind), message))
+
+
+def test_modal_ticks_to_completion_and_esc_cancels(blender, stillflow_ext, photo, tmp_path, monkeypatch):
+    from types import SimpleNamespace as NS
+
+    bpy = blender
+    context = bpy.context
+    bpy.ops.stillflow.predict_motion()
+    ops_render = ext(stillflow_ext, "operators.ops_render")
+    monkeypatch.setattr(ops_render, "SLICE_S", 0.0)  # one frame per tick
+    timer = NS(type="TIMER", timer=None)
+    out = tmp_path / "out"
+
+    # Esc after two ticks: CANCELLED, nothing left on disk, status reset.
+    job, why = ops_render.make_job(context)
+    job.start()
+    op = _ModalHarness(ops_render.STILLFLOW_OT_render_loop, job, why)
+    assert op.modal(context, timer) == {"RUNNING_MODAL"} and job.done == 1
+    assert op.modal(context, timer) == {"RUNNING_MODAL"} and job.done == 2
+    assert context.window_manager.stillflow.progress == pytest.approx(2 / FRAMES)
+    assert op.modal(context, NS(type="MOUSEMOVE", timer=None)) == {"PASS_THROUGH"}
+    assert "frame" in context.window_manager.stillflow.status
+    assert op.modal(context, NS(type="ESC", timer=None)) == {"CANCELLED"}
+    assert not list(out.iterdir()) and context.window_manager.stillflow.running is False
+    assert not [i for i in bpy.data.images if i.name.startswith(".stillflow_scratch")]
+
+    # Timer ticks until FINISHED: the frames and the strip are there.
+    job, why = ops_render.make_job(context)
+    job.start()
+    op = _ModalHarness(ops_render.STILLFLOW_OT_render_loop, job, why)
+    for _ in range(1000):
+        result = op.modal(context, timer)
+        if result != {"RUNNING_MODAL"}:
+            break
+    assert result == {"FINISHED"}
+    assert len(list((out / "blender_mcway_160x90_loop").glob("*.png"))) == FRAMES
+    assert len(context.scene.sequence_editor.strips) == 1
+    assert context.window_manager.stillflow.last_run_seconds > 0
