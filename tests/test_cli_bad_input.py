@@ -94,7 +94,6 @@ def _frame0(out: Path, stem: str) -> np.ndarray:
 
 def test_16bit_rgb_png_is_converted_properly(tmp_path):
     import cv2
-
     from stillflow.core.imageio import load_image
 
     src = DATA / "sea_rgb16.png"
