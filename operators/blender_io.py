@@ -5,8 +5,8 @@ All functions raise `core.errors.InputError` with a message that says what to do
 
 from __future__ import annotations
 
-import numpy as np
 import bpy
+import numpy as np
 
 from ..core import field as cfield
 from ..core.errors import InputError
@@ -69,7 +69,9 @@ def read_field(image, shape: tuple[int, int] | None = None) -> np.ndarray:
     flat = _pixels(image)
     w, h = image.size
     if image.channels != 4:
-        raise InputError(f"Field image '{image.name}' must be RGBA (R = dx, G = dy); it has {image.channels} channels")
+        raise InputError(
+            f"Field image '{image.name}' must be RGBA (R = dx, G = dy); it has {image.channels} channels"
+        )
     field = cfield.from_blender_rgba(flat, w, h)
     return cfield.validate_field(field, shape, what=f"field image '{image.name}'")
 

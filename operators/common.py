@@ -23,6 +23,11 @@ def reports_errors(method):
     Blender checks the argument count of these methods, so the wrapper keeps the exact signature."""
 
     def report(self, err):
+        if isinstance(err, ImportError):
+            err = (
+                f"Stillflow is missing the Python package '{err.name}': install the extension zip built "
+                "for your platform (it bundles its packages)"
+            )
         self.report({"ERROR"}, str(err))
         return {"CANCELLED"}
 
@@ -32,7 +37,7 @@ def reports_errors(method):
         def wrapper(self, context, event):
             try:
                 return method(self, context, event)
-            except StillflowError as err:
+            except (StillflowError, ImportError) as err:
                 return report(self, err)
 
     else:  # execute(self, context)
@@ -41,7 +46,7 @@ def reports_errors(method):
         def wrapper(self, context):
             try:
                 return method(self, context)
-            except StillflowError as err:
+            except (StillflowError, ImportError) as err:
                 return report(self, err)
 
     return wrapper
@@ -79,7 +84,9 @@ def output_base(settings) -> tuple[Path, str]:
         return Path(bpy.path.abspath(settings.output_dir)), "the chosen folder"
     if bpy.data.filepath:
         return Path(bpy.path.abspath("//")) / "stillflow", "next to the .blend file"
-    return Path(tempfile.gettempdir()) / "stillflow", "a temporary folder (save the .blend to keep them beside it)"
+    return Path(
+        tempfile.gettempdir()
+    ) / "stillflow", "a temporary folder (save the .blend to keep them beside it)"
 
 
 def check_writable(folder: Path) -> None:

@@ -62,8 +62,19 @@ def has_module(name: str) -> bool:
 
 def pip_commands(target: str) -> list[list[str]]:
     """The pip calls that install the GPU extras into `target` (run in a subprocess)."""
-    base = [sys.executable, "-m", "pip", "install", "--upgrade", "--target", target,
-            "--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
+    base = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--upgrade",
+        "--target",
+        target,
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+    ]
     return [base + list(args) for args in GPU_INSTALLS]
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import bpy
+import numpy as np
 
 from ..core import field as cfield
 from ..core.errors import InputError

@@ -85,7 +85,7 @@ def hints_from_mask(mask, width: int, height: int) -> Hints:
 def _spline(layer, pts, width, height, cyclic: bool):
     spline = layer.splines.new()  # starts with one point
     spline.points.add(len(pts) - 1)
-    for point, pt in zip(spline.points, pts):
+    for point, pt in zip(spline.points, pts, strict=True):
         point.co = pixel_to_mask(pt, width, height)
         point.handle_type = "VECTOR"  # straight edges, as drawn in the file
     spline.use_cyclic = cyclic
@@ -129,7 +129,9 @@ def new_hints_mask(name: str, hints: Hints | None, width: int, height: int):
     return mask
 
 
-def arrows_from_annotation(annotation, width: int, height: int, frames: float = DEFAULT_ARROW_FRAMES) -> list[Arrow]:
+def arrows_from_annotation(
+    annotation, width: int, height: int, frames: float = DEFAULT_ARROW_FRAMES
+) -> list[Arrow]:
     """Arrows from annotation strokes (first point -> last point of each stroke, active frame of each layer)."""
     arrows = []
     if annotation is None:
@@ -151,7 +153,11 @@ def arrows_from_annotation(annotation, width: int, height: int, frames: float = 
 def gather_hints(context, width: int, height: int) -> Hints | None:
     """All hints for the photo: the panel's hints Mask plus annotation arrows in the Image Editor."""
     settings = context.scene.stillflow
-    hints = hints_from_mask(settings.hints, width, height) if settings.hints else Hints(image_size=(width, height))
+    hints = (
+        hints_from_mask(settings.hints, width, height)
+        if settings.hints
+        else Hints(image_size=(width, height))
+    )
     space = getattr(context, "space_data", None)
     if space is not None and space.type == "IMAGE_EDITOR":
         hints.arrows.extend(arrows_from_annotation(space.annotation, width, height))

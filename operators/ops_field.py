@@ -1,5 +1,6 @@
 """Operators for the motion field: predict it into a float image, and move it to and from a grid mesh."""
 
+import hashlib
 from dataclasses import dataclass, field
 
 import bpy
@@ -32,7 +33,9 @@ class PredictJob:
     def from_context(cls, context, photo) -> "PredictJob":
         settings = context.scene.stillflow
         if settings.motion_source == "FIELD":
-            raise InputError("Motion source is 'Field Image', which is used as it is: choose Model or Hints to predict")
+            raise InputError(
+                "Motion source is 'Field Image', which is used as it is: choose Model or Hints to predict"
+            )
         rgb = blender_io.read_photo(photo)
         h, w = rgb.shape[:2]
         hints = mask_hints.gather_hints(context, w, h)
@@ -49,11 +52,32 @@ class PredictJob:
             feather_px=settings.feather_px,
         )
 
+    def key(self) -> str:
+        digest = hashlib.sha1(self.rgb.tobytes())
+        if self.mask is not None:
+            digest.update(self.mask.tobytes())
+        digest.update(repr((self.hints, self.source, self.model_path, self.device, self.feather_px)).encode())
+        return digest.hexdigest()
+
     def run(self) -> cmotion.MotionResult:
-        return cmotion.predict_motion(
-            self.rgb, mask=self.mask, hints=self.hints, source=self.source, model_path=self.model_path,
-            device=self.device, feather_px=self.feather_px,
+        """core.motion.predict_motion, cached for the same inputs (a redo-panel tweak must not rerun it)."""
+        key = self.key()
+        if _last_result and _last_result[0] == key:
+            return _last_result[1]
+        result = cmotion.predict_motion(
+            self.rgb,
+            mask=self.mask,
+            hints=self.hints,
+            source=self.source,
+            model_path=self.model_path,
+            device=self.device,
+            feather_px=self.feather_px,
         )
+        _last_result[:] = [key, result]
+        return result
+
+
+_last_result: list = []  # [key, MotionResult] of the last prediction
 
 
 class STILLFLOW_OT_predict_motion(bpy.types.Operator):
@@ -64,7 +88,8 @@ class STILLFLOW_OT_predict_motion(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     overwrite: BoolProperty(
-        name="Overwrite", default=False,
+        name="Overwrite",
+        default=False,
         description='Replace the pixels of an existing "<photo>_motion" image (off: make a new image)',
     )
 
@@ -77,7 +102,7 @@ class STILLFLOW_OT_predict_motion(bpy.types.Operator):
         image = bpy.data.images.get(name) if self.overwrite else None
         if image is None:
             image = blender_io.new_float_image(unique_datablock_name(bpy.data.images, name), w, h)
-        blender_io.write_field(image, result.field)
+        blender_io.write_field(image, result.field.copy())
         context.scene.stillflow.field_image = image
         context.window_manager.stillflow.device = result.provider or "CPU"
         for note in result.notes:
@@ -104,7 +129,9 @@ class STILLFLOW_OT_field_to_mesh(bpy.types.Operator):
         obj[field_mesh.GRID_KEY] = info
         obj["stillflow_field_image"] = field_img.name
         context.collection.objects.link(obj)
-        self.report({"INFO"}, f"Mesh '{obj.name}': {info[0]}x{info[1]} points, attribute '{field_mesh.ATTRIBUTE}'")
+        self.report(
+            {"INFO"}, f"Mesh '{obj.name}': {info[0]}x{info[1]} points, attribute '{field_mesh.ATTRIBUTE}'"
+        )
         return {"FINISHED"}
 
 

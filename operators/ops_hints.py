@@ -54,12 +54,17 @@ class STILLFLOW_OT_import_hints(bpy.types.Operator, ImportHelper):
         if hints.image_size is None:
             hints.image_size = (width, height)
         hints.for_size(width, height).validate(width, height)
-        name = unique_datablock_name(bpy.data.masks, safe_stem(os.path.splitext(os.path.basename(self.filepath))[0]))
+        name = unique_datablock_name(
+            bpy.data.masks, safe_stem(os.path.splitext(os.path.basename(self.filepath))[0])
+        )
         mask = mask_hints.new_hints_mask(name, hints, width, height)
         context.scene.stillflow.hints = mask
         _show_mask(context, mask)
-        self.report({"INFO"}, f"Imported {len(hints.arrows)} arrows and "
-                              f"{len(hints.motion_polygons)} motion regions into mask '{mask.name}'")
+        self.report(
+            {"INFO"},
+            f"Imported {len(hints.arrows)} arrows and "
+            f"{len(hints.motion_polygons)} motion regions into mask '{mask.name}'",
+        )
         return {"FINISHED"}
 
 

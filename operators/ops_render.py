@@ -30,13 +30,17 @@ def make_job(context) -> tuple[RenderJob, str]:
     motion = blender_io.read_field(get_field_image(context, photo), rgb.shape[:2])
     prefs = get_preferences(context)
     render_settings = RenderSettings(
-        frames=settings.frames, fps=settings.fps, speed=settings.speed, feather_px=settings.feather_px,
+        frames=settings.frames,
+        fps=settings.fps,
+        speed=settings.speed,
+        feather_px=settings.feather_px,
         device=prefs.device if prefs else "auto",
     )
     base, why = output_base(settings)
     stem = safe_stem(photo.name)
-    job = RenderJob(rgb, motion, render_settings, base / f"{stem}_loop", stem, settings.output_format,
-                    settings.overwrite)
+    job = RenderJob(
+        rgb, motion, render_settings, base / f"{stem}_loop", stem, settings.output_format, settings.overwrite
+    )
     return job, why
 
 

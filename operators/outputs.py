@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import bpy
+import numpy as np
 
 from ..core import field as cfield
 from .common import unique_datablock_name
@@ -62,8 +62,12 @@ def add_strip(scene, frame_paths: list[Path]):
         return add_image_strip(scene, frame_paths, channel=None, frame_start=scene.frame_current)
     se = scene.sequence_editor or scene.sequence_editor_create()
     channel = 1 + max((s.channel for s in se.strips_all), default=0)
-    strip = se.strips.new_image(name=frame_paths[0].stem, filepath=str(frame_paths[0]), channel=channel,
-                                frame_start=scene.frame_current)
+    strip = se.strips.new_image(
+        name=frame_paths[0].stem,
+        filepath=str(frame_paths[0]),
+        channel=channel,
+        frame_start=scene.frame_current,
+    )
     for p in frame_paths[1:]:
         strip.elements.append(p.name)
     return strip
@@ -85,7 +89,7 @@ def _wire_image_user(node, frames: int, frame_start: int) -> None:
     node.image_user.use_auto_refresh = True
 
 
-def add_material(name: str, image, frames: int, frame_start: int, objects) -> "bpy.types.Material":
+def add_material(name: str, image, frames: int, frame_start: int, objects) -> bpy.types.Material:
     """A new emissive material showing the loop, appended to each object's material slots."""
     mat = bpy.data.materials.new(unique_datablock_name(bpy.data.materials, name))
     if mat.node_tree is None:  # 5.0 creates the node tree already; use_nodes is deprecated
@@ -106,7 +110,7 @@ def add_material(name: str, image, frames: int, frame_start: int, objects) -> "b
     return mat
 
 
-def add_world(scene, name: str, image, frames: int, frame_start: int) -> "bpy.types.World":
+def add_world(scene, name: str, image, frames: int, frame_start: int) -> bpy.types.World:
     """A new world whose background is the loop, screen-aligned (window coordinates); set as the scene's."""
     world = bpy.data.worlds.new(unique_datablock_name(bpy.data.worlds, name))
     if world.node_tree is None:

@@ -31,7 +31,9 @@ class StillflowPreferences(bpy.types.AddonPreferences):
 
     device: EnumProperty(name="Device", items=DEVICES, default="auto")
     model_path: StringProperty(
-        name="Model", subtype="FILE_PATH", default="",
+        name="Model",
+        subtype="FILE_PATH",
+        default="",
         description="Use this ONNX motion model instead of the bundled one",
     )
     install_status: StringProperty(name="Install Status", default="", options={"SKIP_SAVE"})
@@ -122,7 +124,9 @@ class STILLFLOW_OT_install_gpu(bpy.types.Operator):
                 return self._finish(context, "Installed: restart Blender to use the GPU", self._done(context))
             command = self._commands.pop(0)
             self._set_status(context, f"Running: pip install {command[-1]}")
-            self._proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            self._proc = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
         elif self._proc.poll() is not None:
             proc, self._proc = self._proc, None
             if proc.returncode != 0:
@@ -176,5 +180,10 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-classes = (StillflowPreferences, STILLFLOW_OT_refresh_device, STILLFLOW_OT_install_gpu, STILLFLOW_OT_remove_gpu)
+classes = (
+    StillflowPreferences,
+    STILLFLOW_OT_refresh_device,
+    STILLFLOW_OT_install_gpu,
+    STILLFLOW_OT_remove_gpu,
+)
 register, unregister = bpy.utils.register_classes_factory(classes)

@@ -39,41 +39,61 @@ class StillflowSettings(bpy.types.PropertyGroup):
     """Stillflow settings of a scene"""
 
     image: PointerProperty(
-        name="Photo", type=bpy.types.Image, poll=_is_not_field,
+        name="Photo",
+        type=bpy.types.Image,
+        poll=_is_not_field,
         description="The still photo to animate (empty: the image shown in the Image Editor)",
     )
     motion_source: EnumProperty(name="Motion", items=MOTION_SOURCES, default="BOTH")
     hints: PointerProperty(
-        name="Hints", type=bpy.types.Mask,
+        name="Hints",
+        type=bpy.types.Mask,
         description='Mask with layers "arrows" (open 2-point splines), "motion" and "freeze" (closed splines)',
     )
     mask_image: PointerProperty(
-        name="Mask Image", type=bpy.types.Image,
+        name="Mask Image",
+        type=bpy.types.Image,
         description="Optional painted motion mask (white moves, black stays); used with the hints' motion layer",
     )
     field_image: PointerProperty(
-        name="Field", type=bpy.types.Image,
+        name="Field",
+        type=bpy.types.Image,
         description='Motion field image (R = dx, G = dy up, px/frame); empty: "<photo>_motion"',
     )
     frames: IntProperty(name="Frames", default=60, min=2, soft_max=600, description="Loop length in frames")
     fps: FloatProperty(name="Frame Rate", default=30.0, min=1.0, max=240.0)
-    speed: FloatProperty(name="Speed", default=1.0, min=0.0, soft_max=4.0, description="Multiplies the motion")
+    speed: FloatProperty(
+        name="Speed", default=1.0, min=0.0, soft_max=4.0, description="Multiplies the motion"
+    )
     feather_px: FloatProperty(
-        name="Feather", default=12.0, min=0.0, soft_max=100.0, subtype="PIXEL",
+        name="Feather",
+        default=12.0,
+        min=0.0,
+        soft_max=100.0,
+        subtype="PIXEL",
         description="Fade the motion towards the mask edge over this many pixels",
     )
     outputs: EnumProperty(
-        name="Add To", items=OUTPUT_TARGETS, options={"ENUM_FLAG"}, default={"SEQUENCER"},
+        name="Add To",
+        items=OUTPUT_TARGETS,
+        options={"ENUM_FLAG"},
+        default={"SEQUENCER"},
         description="Where to use the rendered loop besides the files",
     )
     output_format: EnumProperty(name="Format", items=OUTPUT_FORMATS, default="PNG")
     output_dir: StringProperty(
-        name="Folder", subtype="DIR_PATH", default="",
+        name="Folder",
+        subtype="DIR_PATH",
+        default="",
         description="Output folder (empty: next to the saved .blend file, else a temporary folder)",
     )
     overwrite: BoolProperty(name="Overwrite", default=False, description="Replace an existing output folder")
     mesh_step: IntProperty(
-        name="Grid Step", default=8, min=1, soft_max=64, subtype="PIXEL",
+        name="Grid Step",
+        default=8,
+        min=1,
+        soft_max=64,
+        subtype="PIXEL",
         description="One mesh vertex per this many pixels when the field is made into a mesh",
     )
 

@@ -26,8 +26,8 @@ def stillflow_ext(tmp_path_factory):
     use the `blender` fixture, which re-enables it when needed."""
     if not _has_bpy():
         pytest.skip("needs the bpy module")
-    import bpy  # first: it puts Blender's script modules (addon_utils) on sys.path
     import addon_utils
+    import bpy  # first: it puts Blender's script modules (addon_utils) on sys.path
 
     parent = tmp_path_factory.mktemp("extensions")
     os.symlink(REPO, parent / "stillflow", target_is_directory=True)
@@ -36,7 +36,9 @@ def stillflow_ext(tmp_path_factory):
     def enable():
         repos = bpy.context.preferences.extensions.repos
         if not any(r.module == EXT_REPO_MODULE for r in repos):
-            repos.new(name=EXT_REPO_MODULE, module=EXT_REPO_MODULE, custom_directory=str(parent), source="USER")
+            repos.new(
+                name=EXT_REPO_MODULE, module=EXT_REPO_MODULE, custom_directory=str(parent), source="USER"
+            )
         if module not in bpy.context.preferences.addons:
             mod = addon_utils.enable(module, default_set=True, handle_error=_raise)
             assert mod is not None, f"could not enable {module}"
@@ -79,5 +81,3 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
-
-

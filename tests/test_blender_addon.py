@@ -15,8 +15,17 @@ def test_enabled_from_checkout(blender, stillflow_ext):
     assert (settings.frames, settings.fps, settings.speed) == (60, 30.0, 1.0)
     assert settings.motion_source == "BOTH" and settings.outputs == {"SEQUENCER"}
     assert bpy.context.window_manager.stillflow.running is False
-    for name in ("predict_motion", "render_loop", "field_to_mesh", "field_from_mesh", "new_hints",
-                 "import_hints", "export_hints", "install_gpu", "remove_gpu"):
+    for name in (
+        "predict_motion",
+        "render_loop",
+        "field_to_mesh",
+        "field_from_mesh",
+        "new_hints",
+        "import_hints",
+        "export_hints",
+        "install_gpu",
+        "remove_gpu",
+    ):
         assert hasattr(bpy.types, f"STILLFLOW_OT_{name}"), name
     assert bpy.types.STILLFLOW_PT_image.bl_space_type == "IMAGE_EDITOR"
     assert bpy.types.STILLFLOW_PT_view3d.bl_category == "Stillflow"
@@ -42,3 +51,75 @@ def test_install_gpu_refuses_offline(blender):
     bpy = blender
     assert bpy.app.online_access is False  # the bpy module's default
     assert not bpy.ops.stillflow.install_gpu.poll()
+
+
+class FakeLayout:
+    """Records a panel's draw calls and checks every property and operator name against bpy."""
+
+    def __init__(self, bpy, seen):
+        self._bpy, self.seen = bpy, seen
+
+    def _child(self, *args, **kwargs):
+        return FakeLayout(self._bpy, self.seen)
+
+    row = column = box = split = column_flow = grid_flow = _child
+
+    def prop(self, data, name, **kwargs):
+        assert name in data.bl_rna.properties, f"{type(data).__name__} has no property {name!r}"
+        self.seen.append(name)
+
+    def operator(self, idname, **kwargs):
+        module, name = idname.split(".")
+        getattr(getattr(self._bpy.ops, module), name).get_rna_type()  # raises for an unknown operator
+        self.seen.append(idname)
+
+    def label(self, text="", **kwargs):
+        self.seen.append(text)
+
+    def progress(self, **kwargs):
+        self.seen.append("progress")
+
+    def separator(self, **kwargs):
+        pass
+
+
+def test_panels_and_preferences_draw(blender, stillflow_ext):
+    import sys
+    from types import SimpleNamespace as NS
+
+    bpy = blender
+    module, _ = stillflow_ext
+    panels = sys.modules[f"{module}.operators.panels"]
+    settings = bpy.context.scene.stillflow
+    status = bpy.context.window_manager.stillflow
+    for source, running in (("BOTH", False), ("FIELD", True)):
+        settings.motion_source = source
+        status.running, status.status = running, "Stillflow: frame 2/6"
+        seen = []
+        panels.draw_stillflow(FakeLayout(bpy, seen), bpy.context)
+        assert "frames" in seen and "output_dir" in seen
+        assert ("progress" in seen) == running and ("stillflow.render_loop" in seen) != running
+        assert ("stillflow.predict_motion" in seen) == (source != "FIELD")
+    status.running = False
+
+    prefs = bpy.context.preferences.addons[module].preferences
+    seen = []
+    fake_self = NS(
+        layout=FakeLayout(bpy, seen),
+        device=prefs.device,
+        model_path="",
+        install_status="done",
+        bl_rna=prefs.bl_rna,
+    )
+    type(prefs).draw(fake_self, bpy.context)
+    assert "stillflow.install_gpu" in seen and "stillflow.remove_gpu" in seen
+    assert any(s.startswith("numpy: 1.") for s in seen) and any(s.startswith("Device: ") for s in seen)
+    assert any("Online access is off" in s for s in seen)
+
+
+def test_cli_command_registered(blender, stillflow_ext):
+    import sys
+
+    module, _ = stillflow_ext
+    ops_pkg = sys.modules[f"{module}.operators"]
+    assert ops_pkg._cli_handle is not None  # `blender --command stillflow`

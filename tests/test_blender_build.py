@@ -72,12 +72,16 @@ def test_build_install_enable(blender, stillflow_ext, tmp_path):
     """Quick build (no wheel download) for every platform; install this platform's zip."""
     zips = _build(tmp_path, "--no-wheels")
     names = {z.name for z in zips}
-    assert names == {f"stillflow-0.1.0-{p}.zip" for p in ("windows_x64", "linux_x64", "macos_arm64", "macos_x64")}
+    assert names == {
+        f"stillflow-0.1.0-{p}.zip" for p in ("windows_x64", "linux_x64", "macos_arm64", "macos_x64")
+    }
     linux = next(z for z in zips if "linux" in z.name)
     with zipfile.ZipFile(linux) as zf:
         files = zf.namelist()
     assert "__init__.py" in files and "operators/ops_render.py" in files and "core/render.py" in files
-    assert not [f for f in files if f.startswith(("tests/", ".ci/", ".venv/", "wheels/")) or "__pycache__" in f]
+    assert not [
+        f for f in files if f.startswith(("tests/", ".ci/", ".venv/", "wheels/")) or "__pycache__" in f
+    ]
     assert not [f for f in files if f.startswith("models/") and f.endswith(".py")]
     run(blender_ext_tool(), "validate", linux)
     _install_and_enable(blender, stillflow_ext, linux, tmp_path / "repo")
@@ -91,5 +95,7 @@ def test_full_build_with_wheels(blender, stillflow_ext, tmp_path):
     for z in zips:
         with zipfile.ZipFile(z) as zf:
             wheels = [f for f in zf.namelist() if f.endswith(".whl")]
-        assert {w.split("/")[-1].split("-")[0] for w in wheels} == {"onnxruntime", "numba", "llvmlite"}, z.name
+        assert {w.split("/")[-1].split("-")[0] for w in wheels} == {"onnxruntime", "numba", "llvmlite"}, (
+            z.name
+        )
         assert not [w for w in wheels if "numpy" in w]

@@ -125,7 +125,7 @@ def test_hints_file_mask_round_trip(blender, stillflow_ext, tmp_path):
     back = load_hints(out)
     assert tuple(back.image_size) == (320, 180)
     assert len(back.arrows) == len(src.arrows)
-    for a, b in zip(back.arrows, src.arrows):
+    for a, b in zip(back.arrows, src.arrows, strict=True):
         assert a.start == pytest.approx(b.start, abs=1e-3) and a.end == pytest.approx(b.end, abs=1e-3)
         assert a.frames == pytest.approx(b.frames)
     assert len(back.motion_polygons) == len(src.motion_polygons)
