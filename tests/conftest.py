@@ -26,8 +26,9 @@ def stillflow_ext(tmp_path_factory):
     use the `blender` fixture, which re-enables it when needed."""
     if not _has_bpy():
         pytest.skip("needs the bpy module")
-    import addon_utils
     import bpy  # first: it puts Blender's script modules (addon_utils) on sys.path
+
+    addon_utils = importlib.import_module("addon_utils")
 
     parent = tmp_path_factory.mktemp("extensions")
     os.symlink(REPO, parent / "stillflow", target_is_directory=True)
