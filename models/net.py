@@ -40,9 +40,10 @@ class MotionUNet(nn.Module):
         self.enc = nn.ModuleList([_Block(ch[i], ch[i + 1]) for i in range(depth)])
         self.up = nn.ModuleList([nn.ConvTranspose2d(ch[i + 1], ch[i], 2, stride=2) for i in range(depth)])
         self.dec = nn.ModuleList([_Block(2 * ch[i], ch[i]) for i in range(depth)])
-        # the head also sees the raw mask and hint channels: passing hints through is easy to learn
+        # the head also sees the raw mask and hint channels, and outputs a correction (2) and a gate (1):
+        # M = sigmoid(gate) * hint + correction, so passing the hints through where things move is easy
         self.head = nn.Sequential(
-            nn.Conv2d(ch[0] + 3, ch[0], 3, padding=1), nn.LeakyReLU(0.1), nn.Conv2d(ch[0], 2, 3, padding=1)
+            nn.Conv2d(ch[0] + 3, ch[0], 3, padding=1), nn.LeakyReLU(0.1), nn.Conv2d(ch[0], 3, 3, padding=1)
         )
         self.act = nn.LeakyReLU(0.1)
         self.depth = depth
@@ -59,7 +60,7 @@ class MotionUNet(nn.Module):
         for i in reversed(range(self.depth)):
             y = self.dec[i](torch.cat([self.act(self.up[i](y)), feats[i]], 1))
         out = self.head(torch.cat([y, mask, hint], 1))
-        return out / HINT_SCALE
+        return (torch.sigmoid(out[:, 2:3]) * hint + out[:, 0:2]) / HINT_SCALE
 
 
 def pad_to_multiple(x, m):

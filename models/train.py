@@ -63,8 +63,18 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     net = MotionUNet(base=a.base).to(dev)
-    if a.resume:
-        net.load_state_dict(torch.load(a.resume, map_location=dev)["state_dict"])
+    if a.resume:  # warm start; tensors whose shape changed get their overlapping slice (new parts stay 0)
+        old_sd = torch.load(a.resume, map_location=dev)["state_dict"]
+        sd = net.state_dict()
+        for k, v in sd.items():
+            if k in old_sd and old_sd[k].shape == v.shape:
+                sd[k] = old_sd[k]
+            elif k in old_sd and old_sd[k].dim() == v.dim():
+                new = torch.zeros_like(v)
+                sl = tuple(slice(0, min(a_, b_)) for a_, b_ in zip(old_sd[k].shape, v.shape, strict=True))
+                new[sl] = old_sd[k][sl]
+                sd[k] = new
+        net.load_state_dict(sd)
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-4)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
