@@ -99,3 +99,49 @@ def test_full_build_with_wheels(blender, stillflow_ext, tmp_path):
             z.name
         )
         assert not [w for w in wheels if "numpy" in w]
+
+
+INSTALL_CHECK = """
+import sys, bpy
+zip_path, repo_dir = sys.argv[1], sys.argv[2]
+bpy.context.preferences.extensions.repos.new(name="sfzip", module="sfzip", custom_directory=repo_dir, source="USER")
+assert bpy.ops.extensions.package_install_files(filepath=zip_path, repo="sfzip", enable_on_install=True) == {"FINISHED"}
+assert "bl_ext.sfzip.stillflow" in bpy.context.preferences.addons
+"""
+IMPORT_CHECK = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import numba, onnxruntime
+for m in (numba, onnxruntime):
+    assert m.__file__.startswith(sys.argv[1]), m.__file__
+print(onnxruntime.get_available_providers())
+"""
+
+
+@pytest.mark.slow
+def test_zip_with_wheels_installs_them(tmp_path):
+    """Blender's installer puts the bundled wheels into the user's extensions/.local site-packages (an
+    isolated BLENDER_USER_RESOURCES here, in a separate process), and they import from there."""
+    import os
+    import platform as host
+
+    if host.system() != "Linux" or host.machine() != "x86_64":
+        pytest.skip("checks the linux-x64 zip")
+    zips = _build(tmp_path, "--platforms", "linux-x64")
+    users = tmp_path / "user"
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(users), PYTHONNOUSERSITE="1")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", INSTALL_CHECK, str(zips[0]), str(repo)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    site = next(users.glob("extensions/.local/lib/python3.*/site-packages"))
+    names = {p.name.split("-")[0] for p in site.iterdir()}
+    assert {"onnxruntime", "numba", "llvmlite"} <= names and "numpy" not in names
+    done = subprocess.run([sys.executable, "-c", IMPORT_CHECK, str(site)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "CPUExecutionProvider" in done.stdout

@@ -263,3 +263,19 @@ def test_modal_ticks_to_completion_and_esc_cancels(blender, stillflow_ext, photo
     assert len(list((out / "blender_mcway_160x90_loop").glob("*.png"))) == FRAMES
     assert len(context.scene.sequence_editor.strips) == 1
     assert context.window_manager.stillflow.last_run_seconds > 0
+
+
+def test_exr_and_mp4_outputs(blender, photo, tmp_path):
+    bpy = blender
+    settings = bpy.context.scene.stillflow
+    settings.outputs = set()
+    bpy.ops.stillflow.predict_motion()
+    settings.output_format = "EXR"
+    assert bpy.ops.stillflow.render_loop() == {"FINISHED"}
+    out = tmp_path / "out" / "blender_mcway_160x90_loop"
+    assert len(list(out.glob("*.exr"))) == FRAMES
+    settings.output_format, settings.overwrite = "MP4", True
+    assert bpy.ops.stillflow.render_loop() == {"FINISHED"}
+    assert len(list(out.glob("*.png"))) == FRAMES and not list(out.glob("*.exr"))
+    movie = out / "blender_mcway_160x90.mp4"
+    assert movie.is_file() and movie.stat().st_size > 0
