@@ -12,7 +12,8 @@ from pathlib import Path
 import bpy
 
 from ..core.errors import InputError, StillflowError
-from .blender_io import FIELD_SUFFIX, field_name
+from .blender_io import field_name
+from .properties import is_field_name
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def get_photo(context):
     if image is None:
         space = getattr(context, "space_data", None)
         image = getattr(space, "image", None) if space and space.type == "IMAGE_EDITOR" else None
-        if image is not None and image.name.endswith(FIELD_SUFFIX):
+        if image is not None and is_field_name(image.name):
             image = None
     if image is None:
         raise InputError("No photo: open an image in the Image Editor or pick one in the Stillflow panel")

@@ -114,7 +114,7 @@ class STILLFLOW_OT_render_loop(bpy.types.Operator):
             self._finish(context, cancelled=True)
             self.report({"WARNING"}, "Render Loop cancelled; partial frames removed")
             return {"CANCELLED"}
-        if event.type != "TIMER" or event.timer is not self._timer:
+        if event.type != "TIMER":  # (any timer: Event has no attribute telling which one)
             return {"PASS_THROUGH"}
         try:
             done = self._job.step(SLICE_S)

@@ -1,6 +1,8 @@
 """Stillflow's settings: one PropertyGroup on the Scene (saved in the .blend) and one on the WindowManager
 for run status and progress (never saved)."""
 
+import re
+
 import bpy
 from bpy.props import (
     BoolProperty,
@@ -32,7 +34,12 @@ OUTPUT_FORMATS = (
 
 
 def _is_not_field(self, image):
-    return not image.name.endswith("_motion")
+    return not is_field_name(image.name)
+
+
+def is_field_name(name: str) -> bool:
+    """True for a field image name: "<photo>_motion" or a numbered copy like "<photo>_motion.001"."""
+    return re.search(r"_motion(\.\d+)?$", name) is not None
 
 
 class StillflowSettings(bpy.types.PropertyGroup):

@@ -235,7 +235,7 @@ def test_modal_ticks_to_completion_and_esc_cancels(blender, stillflow_ext, photo
     bpy.ops.stillflow.predict_motion()
     ops_render = ext(stillflow_ext, "operators.ops_render")
     monkeypatch.setattr(ops_render, "SLICE_S", 0.0)  # one frame per tick
-    timer = NS(type="TIMER", timer=None)
+    timer = NS(type="TIMER")
     out = tmp_path / "out"
 
     # Esc after two ticks: CANCELLED, nothing left on disk, status reset.
@@ -245,9 +245,9 @@ def test_modal_ticks_to_completion_and_esc_cancels(blender, stillflow_ext, photo
     assert op.modal(context, timer) == {"RUNNING_MODAL"} and job.done == 1
     assert op.modal(context, timer) == {"RUNNING_MODAL"} and job.done == 2
     assert context.window_manager.stillflow.progress == pytest.approx(2 / FRAMES)
-    assert op.modal(context, NS(type="MOUSEMOVE", timer=None)) == {"PASS_THROUGH"}
+    assert op.modal(context, NS(type="MOUSEMOVE")) == {"PASS_THROUGH"}
     assert "frame" in context.window_manager.stillflow.status
-    assert op.modal(context, NS(type="ESC", timer=None)) == {"CANCELLED"}
+    assert op.modal(context, NS(type="ESC", value="PRESS")) == {"CANCELLED"}
     assert not list(out.iterdir()) and context.window_manager.stillflow.running is False
     assert not [i for i in bpy.data.images if i.name.startswith(".stillflow_scratch")]
 
