@@ -29,6 +29,13 @@ def draw_stillflow(layout, context) -> None:
         col.prop(settings, "feather_px")
         col.operator(STILLFLOW_OT_predict_motion.bl_idname, icon="FORCE_WIND")
 
+    if settings.field_image is not None:
+        box = layout.box()
+        box.label(text=f"Field: {settings.field_image.name}", icon="IMAGE_DATA")
+        legend = box.column(align=True)
+        legend.label(text="Red = dx (+ right), green = dy (+ up), px/frame")
+        legend.label(text="Negative values look black: sample (right-drag) to read them")
+
     col = layout.column(heading="Loop")
     col.prop(settings, "frames")
     col.prop(settings, "fps")

@@ -92,6 +92,7 @@ def test_panels_and_preferences_draw(blender, stillflow_ext):
     panels = sys.modules[f"{module}.operators.panels"]
     settings = bpy.context.scene.stillflow
     status = bpy.context.window_manager.stillflow
+    settings.field_image = bpy.data.images.new("p_motion", 4, 4, float_buffer=True)
     for source, running in (("BOTH", False), ("FIELD", True)):
         settings.motion_source = source
         status.running, status.status = running, "Stillflow: frame 2/6"
@@ -100,6 +101,7 @@ def test_panels_and_preferences_draw(blender, stillflow_ext):
         assert "frames" in seen and "output_dir" in seen
         assert ("progress" in seen) == running and ("stillflow.render_loop" in seen) != running
         assert ("stillflow.predict_motion" in seen) == (source != "FIELD")
+        assert any(s.startswith("Red = dx") for s in seen)
     status.running = False
 
     prefs = bpy.context.preferences.addons[module].preferences
