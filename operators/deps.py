@@ -18,7 +18,8 @@ from . import ADDON_PACKAGE
 
 log = logging.getLogger(__name__)
 
-# Pinned optional accelerators, one pip call each. onnxruntime-gpu is installed without dependencies so
+# Pinned optional accelerators, one pip call each. PyPI's Linux torch wheels bundle CUDA; on Windows PyPI
+# only has CPU torch (CUDA builds come from download.pytorch.org: not configured yet). onnxruntime-gpu is installed without dependencies so
 # pip never pulls numpy into the folder (onnxruntime imports without its listed dependencies).
 GPU_INSTALLS: tuple[tuple[str, ...], ...] = (
     ("torch==2.13.0",),
@@ -75,7 +76,10 @@ def pip_commands(target: str) -> list[list[str]]:
         "--progress-bar",
         "off",
     ]
-    return [base + list(args) for args in GPU_INSTALLS]
+    installs = GPU_INSTALLS
+    if sys.platform == "darwin":  # no onnxruntime-gpu for macOS; torch from PyPI brings Metal (MPS)
+        installs = tuple(args for args in installs if not any("onnxruntime" in a for a in args))
+    return [base + list(args) for args in installs]
 
 
 _device_cache: str | None = None
