@@ -47,10 +47,19 @@ def test_unregister_removes_everything(blender, stillflow_ext):
     assert hasattr(bpy.types.Scene, "stillflow")
 
 
-def test_install_gpu_refuses_offline(blender):
+def test_install_gpu_refuses_offline(blender, stillflow_ext):
+    import sys
+
     bpy = blender
     assert bpy.app.online_access is False  # the bpy module's default
     assert not bpy.ops.stillflow.install_gpu.poll()
+    with pytest.raises(RuntimeError, match="Online access is off"):
+        bpy.ops.stillflow.install_gpu()
+    deps = sys.modules[f"{stillflow_ext[0]}.operators.deps"]
+    commands = deps.pip_commands("/somewhere/site-packages")
+    assert commands and all(c[c.index("--target") + 1] == "/somewhere/site-packages" for c in commands)
+    assert not [a for c in commands for a in c if a.startswith("numpy")]
+    assert any("torch==" in a for c in commands for a in c)
 
 
 class FakeLayout:
