@@ -117,7 +117,7 @@ def clean_stale_stages(folder: Path, only_dead: bool = True) -> int:
 
 
 def _pid_in(name: str) -> int | None:
-    for part in name.replace(".", "-").replace("_", "-").split("-"):
+    for part in reversed(name.replace(".", "-").replace("_", "-").split("-")):  # the pid comes last
         if part.startswith("p") and part[1:].isdigit():
             return int(part[1:])
     return None

@@ -96,3 +96,37 @@ def test_add_image_strip_rejects_two_folders(tmp_path):
             encode.add_image_strip(scene, a + b)
     finally:
         bpy.data.scenes.remove(scene)
+
+
+def test_write_blend_with_frames_and_field(tmp_path):
+    """The .blend holds the photo, the field image (R = dx, G = -dy, packed) and an image strip."""
+    pytest.importorskip("stillflow.core.field")
+    frames_dir = tmp_path / "frames"
+    frames_dir.mkdir()
+    paths = _frames(frames_dir, 5, (96, 54))
+    photo = tmp_path / "photo.png"
+    Image.open(paths[0]).save(photo)
+    field = np.zeros((54, 96, 2), np.float32)
+    field[..., 0] = 1.5  # right
+    field[..., 1] = 2.0  # down in files: up is +G in Blender
+    field[0, :, 0] = -3.0  # top row, to check the row order
+    out = tmp_path / "scene.blend"
+    assert encode.write_blend(out, photo, field, paths, fps=25) == out.absolute()
+    assert out.read_bytes()[:7] == b"BLENDER" or out.read_bytes()[:4] == b"\x28\xb5\x2f\xfd"  # zstd
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "photo.png", "scene.blend"]
+
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    scene = bpy.context.scene
+    assert (scene.frame_start, scene.frame_end, scene.render.fps) == (1, 5, 25)
+    strips = list(scene.sequence_editor.strips_all)
+    assert len(strips) == 1 and strips[0].type == "IMAGE" and len(strips[0].elements) == 5
+    assert strips[0].directory == "//frames/"
+    img = bpy.data.images["stillflow_motion"]
+    assert tuple(img.size) == (96, 54) and img.is_float and img.packed_file is not None
+    px = np.empty(96 * 54 * 4, np.float32)
+    img.pixels.foreach_get(px)
+    px = px.reshape(54, 96, 4)  # Blender: bottom row first
+    assert np.allclose(px[:-1, :, 0], 1.5) and np.allclose(px[..., 1], -2.0)
+    assert np.allclose(px[-1, :, 0], -3.0)  # the file's top row is Blender's last row
+    assert bpy.data.images["stillflow_photo"].filepath == str(photo.absolute())
+    bpy.ops.wm.read_homefile(use_empty=True)
