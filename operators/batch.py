@@ -35,6 +35,8 @@ log = logging.getLogger("stillflow")
 
 JOURNAL = "stillflow_journal.jsonl"
 LOCK = ".stillflow-batch.lock"
+# Per-photo chatter hidden in a batch unless -v (warnings and errors still show, prefixed with the photo).
+QUIET_IN_BATCH = ("stillflow.item", "stillflow.core")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".tga", ".exr"}
 
 
@@ -178,7 +180,7 @@ def batch_lock(out_dir: Path) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------- workers
 
 
-def _worker_init(level: int) -> None:
+def _worker_init(level: int, quiet_loggers: tuple[str, ...] = ()) -> None:
     """Worker process set-up: die with the batch (Linux), log like it, leave Ctrl-C to the batch."""
     try:
         import ctypes
@@ -190,6 +192,8 @@ def _worker_init(level: int) -> None:
     except (OSError, AttributeError):
         pass
     logging.basicConfig(level=level, format="stillflow: %(message)s", stream=sys.stderr)
+    for name in quiet_loggers:
+        logging.getLogger(name).setLevel(logging.WARNING)
     from .cli import sigterm_as_interrupt
 
     sigterm_as_interrupt().__enter__()  # SIGTERM -> KeyboardInterrupt -> staging folder removed
@@ -284,7 +288,9 @@ def _run_pool(todo, out_dir, opts, n_jobs, record, bar) -> None:
 
     ctx = multiprocessing.get_context("spawn")  # no forking of a process holding bpy/numba/torch threads
     level = logging.getLogger().level
-    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=_worker_init, initargs=(level,))
+    quiet = tuple(n for n in QUIET_IN_BATCH if logging.getLogger(n).level == logging.WARNING)
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=_worker_init,
+                               initargs=(level, quiet))
     try:
         pending = {pool.submit(run_item, str(it.path), str(out_dir), it.out_name, opts): it for it in todo}
         while pending:

@@ -293,6 +293,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     from . import batch
 
+    if args.verbose == 0:
+        for name in batch.QUIET_IN_BATCH:
+            logging.getLogger(name).setLevel(logging.WARNING)
     opts = Options.from_args(args)
     report = batch.run_batch(args.in_dir, args.out_dir, opts, n_jobs=args.jobs,
                              retry_failed=args.retry_failed, progress=not args.quiet)

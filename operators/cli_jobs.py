@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     from .cli import Options
 
-log = logging.getLogger("stillflow")
+log = logging.getLogger("stillflow.item")  # per-photo messages; `batch` keeps them for -v
 
 STAGE_PREFIX = ".stillflow-tmp-"
 MANIFEST = "stillflow.json"
@@ -251,6 +251,7 @@ class _Bar:
 
     def __init__(self, total: int, desc: str, enabled: bool):
         self._bar = None
+        self._redirect = None
         self._enabled = enabled
         self.total, self.n, self.desc, self._t0, self._last = total, 0, desc, time.monotonic(), 0.0
         if not enabled:
@@ -261,7 +262,14 @@ class _Bar:
             self._bar = tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, dynamic_ncols=True,
                              leave=True)
         except ImportError:
-            pass
+            return
+        try:  # log lines above the bar instead of through it
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            self._redirect = logging_redirect_tqdm()
+            self._redirect.__enter__()
+        except ImportError:
+            self._redirect = None
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -277,6 +285,9 @@ class _Bar:
                       file=sys.stderr, flush=True)
 
     def close(self) -> None:
+        if self._redirect is not None:
+            self._redirect.__exit__(None, None, None)
+            self._redirect = None
         if self._bar is not None:
             self._bar.close()
 
