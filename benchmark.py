@@ -83,7 +83,7 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
         mid = ref_engine.step(motion, mid)  # F(0->N/2): tens of rows of displacement
     print(f"1080p bilinear splat of RGB + weight, {w}x{h}; middle frame = F(0->{loop_frames // 2}), "
           f"max |dy| {np.nanmax(np.abs(mid[..., 1])):.0f} px, max |dx| {np.nanmax(np.abs(mid[..., 0])):.0f} px")
-    engines = [("engine (numba, %d threads)" % ref_engine.nbands, ref_engine)]
+    engines = [(f"engine (numba, {ref_engine.nbands} threads)", ref_engine)]
     torch_cpu = splat.get_engine("torch-cpu")
     cuda = splat.cuda_available()
     if cuda:
@@ -154,13 +154,16 @@ def quality(frames: int) -> None:
     hints = load_hints(SAMPLE.with_name("mcway_falls.hints.json")).for_size(w, h)
     mask = mask_from_hints(hints, (h, w))
     print(f"bundled sample {w}x{h}, hints only, {frames} frames")
-    print(f"{'setting':28s} {'holes max':>9s} {'seam/step':>9s} {'sharp min':>9s} {'edge tear':>9s}")
-    for label, feather, z in (("no feather, z=magnitude", 0.0, "magnitude"), ("feather 12 px", 12.0, "magnitude"),
-                              ("feather 24 px", 24.0, "magnitude"), ("feather 12 px, z=none", 12.0, "none")):
+    print(f"{'setting':36s} {'holes max':>9s} {'seam/step':>9s} {'sharp min':>9s} {'speckle':>8s} {'edge tear':>9s}")
+    for label, feather, blend in (("paper blend, no feather", 0.0, "single"),
+                                  ("paper blend, feather 12 px", 12.0, "single"),
+                                  ("coverage blend, no feather", 0.0, "coverage"),
+                                  ("coverage blend, feather 12 px (default)", 12.0, "coverage")):
         m = predict_motion(img, hints=hints, source="hints", feather_px=feather).field
-        q = loop_quality(render.render_loop(img, m, render.RenderSettings(frames=frames, feather_px=feather, z=z)), mask)
-        print(f"{label:28s} {q['hole_fraction_max']:9.4f} {q['seam_ratio']:9.2f} {q['sharpness_min']:9.2f} "
-              f"{q['edge_tear']:+9.2f}")
+        settings = render.RenderSettings(frames=frames, feather_px=feather, blend=blend)
+        q = loop_quality(render.render_loop(img, m, settings), mask)
+        print(f"{label:36s} {q['hole_fraction_max']:9.5f} {q['seam_ratio']:9.2f} {q['sharpness_min']:9.2f} "
+              f"{q['speckle']:8.2f} {q['edge_tear']:+9.2f}")
 
 
 def main() -> int:

@@ -3,6 +3,9 @@
 - hole fraction: pixels that neither splatting stream reached (filled afterwards), worst frame;
 - seam ratio: mean |frame 0 - frame N-1| over the median mean |frame t+1 - frame t| (1 = invisible seam);
 - sharpness: Laplacian energy inside the mask, worst frame over frame 0 (mid-loop ghosting and blur lower it);
+- speckle: the largest local excess of high-frequency energy over frame 0 (16 px tiles inside the mask,
+  in units of the median tile's energy in frame 0): dotted or grainy patterns where a stream is stretched
+  thin raise it, although they raise the global sharpness figure too;
 - edge tear: mean gradient magnitude (per pixel, 0-255 scale) in a thin band around the mask edge, worst
   frame minus frame 0 (a moving region sliding past a still one opens a new edge there).
 """
@@ -24,6 +27,17 @@ def laplacian_energy(gray: np.ndarray, region: np.ndarray) -> float:
         gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
     )
     return float((lap[region] ** 2).mean()) if region.any() else 0.0
+
+
+def _tile_energy(gray: np.ndarray, region: np.ndarray, tile: int = 16) -> np.ndarray:
+    """Mean squared Laplacian per tile (NaN for tiles mostly outside the region)."""
+    lap = np.zeros_like(gray)
+    lap[1:-1, 1:-1] = gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
+    h, w = gray.shape
+    th, tw = h // tile, w // tile
+    e = (lap[: th * tile, : tw * tile] ** 2).reshape(th, tile, tw, tile).mean(axis=(1, 3))
+    inside = region[: th * tile, : tw * tile].reshape(th, tile, tw, tile).mean(axis=(1, 3)) > 0.9
+    return np.where(inside, e, np.nan)
 
 
 def gradient_magnitude(gray: np.ndarray) -> np.ndarray:
@@ -49,11 +63,21 @@ class QualityMeter:
         self.sharp: list[float] = []
         self.tear: list[float] = []
         self.holes: list[float] = []
+        self.tile_e0 = None
+        self.speckle = 0.0
 
     def add(self, rgb: np.ndarray, hole_fraction: float = 0.0) -> None:
         gray = _gray(rgb)
         region = self.mask if self.mask is not None else np.ones(gray.shape, bool)
         self.sharp.append(laplacian_energy(gray, region))
+        tiles = _tile_energy(gray, region)
+        if self.tile_e0 is None:
+            self.tile_e0 = tiles
+            valid = tiles[np.isfinite(tiles)]
+            self.tile_floor = float(np.median(valid)) if valid.size else 1.0
+        elif self.tile_floor > 0:
+            excess = np.nanmax(tiles - self.tile_e0) if np.isfinite(tiles).any() else 0.0
+            self.speckle = max(self.speckle, float(excess) / self.tile_floor)
         if self.band is not None and self.band.any():
             self.tear.append(float(gradient_magnitude(gray)[self.band].mean()) * 255.0)
         self.holes.append(hole_fraction)
@@ -77,6 +101,7 @@ class QualityMeter:
             "sharpness_min": min(self.sharp) / s0 if self.sharp else 1.0,
             "worst_sharp_frame": int(np.argmin(self.sharp)) if self.sharp else 0,
             "edge_tear": (max(self.tear) - self.tear[0]) if self.tear else 0.0,
+            "speckle": self.speckle,
         }
 
 

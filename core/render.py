@@ -39,6 +39,9 @@ class RenderSettings:
     z_gain: float = 1.0
     device: str = "auto"
     fill_holes: bool = True
+    # "coverage": each stream normalised on its own and blended by alpha x its smoothed coverage (no dotted
+    # patterns where one stream is stretched thin); "single": the paper's one joint normalisation.
+    blend: str = "coverage"
     max_travel: float = 0.04  # warn when a pixel travels more than this fraction of the diagonal per loop
 
     def validate(self) -> None:
@@ -48,6 +51,8 @@ class RenderSettings:
             raise InputError(f"fps must be positive, got {self.fps}")
         if not (math.isfinite(self.speed) and self.speed >= 0):
             raise InputError(f"speed must be zero or positive, got {self.speed}")
+        if self.blend not in ("coverage", "single"):
+            raise InputError(f"blend must be coverage or single, got {self.blend!r}")
         if self.z not in ("magnitude", "-magnitude", "none"):
             raise InputError(f"z must be magnitude, -magnitude or none, got {self.z!r}")
 
@@ -139,7 +144,7 @@ def fill_holes(rgb: np.ndarray, holes: np.ndarray, fallback: np.ndarray, tile: i
 
 def symmetric_splat(engine, acc, src, weight, fwd_flow, bwd_flow, alpha: float) -> None:
     """acc = alpha * splat(src, fwd_flow) + (1 - alpha) * splat(src, bwd_flow), one normalisation later."""
-    acc[...] = 0.0  # one accumulator reused for every frame
+    acc[...] = 0.0
     if alpha > 0.0:
         engine.accumulate(acc, src, fwd_flow, weight, alpha)
     if alpha < 1.0:
@@ -172,12 +177,22 @@ def render_loop(image: np.ndarray, motion: np.ndarray, settings: RenderSettings 
     m_fwd = engine.asarray(motion)
     backward = BackwardFields(engine, engine.asarray(-motion), n)
     flow = engine.zeros((h, w, 2))
-    acc = engine.zeros((h, w, 4))
+    coverage = settings.blend == "coverage"
+    acc = engine.zeros((h, w, 5 if coverage else 4))  # accumulators reused for every frame
+    acc_b = engine.zeros((h, w, 5)) if coverage else None
     started = time.perf_counter()
     for t in range(1, n):
         flow = engine.step(m_fwd, flow)
-        symmetric_splat(engine, acc, src, weight, flow, backward.get(n - t), 1.0 - t / n)
-        rgb, holes = engine.normalise(acc)
+        alpha = 1.0 - t / n
+        if coverage:
+            acc[...] = 0.0
+            acc_b[...] = 0.0
+            engine.accumulate(acc, src, flow, weight, 1.0)
+            engine.accumulate(acc_b, src, backward.get(n - t), weight, 1.0)
+            rgb, holes = engine.blend(acc, acc_b, alpha)
+        else:
+            symmetric_splat(engine, acc, src, weight, flow, backward.get(n - t), alpha)
+            rgb, holes = engine.normalise(acc)
         n_holes = int(holes.sum())
         if n_holes:
             if settings.fill_holes:

@@ -7,12 +7,15 @@ Every engine offers the same few operations on its own array type, so :mod:`core
   that leave the image become NaN (dropped, not clamped)
 - ``accumulate(acc, src, flow, weight, scale)``: bilinear forward splat of ``scale * weight * src`` into
   ``acc[..., :C]`` and of ``scale * weight`` into ``acc[..., C]``
-- ``normalise(acc) -> (rgb numpy (H, W, C), holes bool (H, W))``
+- ``normalise(acc) -> (rgb numpy (H, W, C), holes bool (H, W))``: one normalisation of one accumulator
+- ``blend(acc_f, acc_b, alpha) -> (rgb, holes)``: the two streams (each (H, W, C + 2), with a coverage
+  count) blended by alpha times their smoothed coverage (see ``cpu_kernels.blend_streams``)
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -48,16 +51,20 @@ def euler_step_reference(motion: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def splat_reference(src: np.ndarray, flow: np.ndarray, weight: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """Bilinear forward splat with ``np.add.at``: returns acc (H, W, C + 1) = [sum b w D, sum b w]."""
+def splat_reference(
+    src: np.ndarray, flow: np.ndarray, weight: np.ndarray, scale: float = 1.0, count: bool = False
+) -> np.ndarray:
+    """Bilinear forward splat with ``np.add.at``: returns acc (H, W, C + 1) = [sum b w D, sum b w],
+    with ``count`` (H, W, C + 2) = [..., sum b] (coverage)."""
     h, w, c = src.shape
-    acc = np.zeros((h, w, c + 1), np.float64)
+    acc = np.zeros((h, w, c + 1 + int(count)), np.float64)
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float64)
     tx = gx + flow[..., 0]
     ty = gy + flow[..., 1]
     ok = np.isfinite(tx) & np.isfinite(ty)
     tx, ty = tx[ok], ty[ok]
-    vals = np.concatenate([src[ok] * weight[ok][:, None], weight[ok][:, None]], axis=1) * scale
+    cols = [src[ok] * weight[ok][:, None], weight[ok][:, None]] + ([np.ones((int(ok.sum()), 1))] if count else [])
+    vals = np.concatenate(cols, axis=1) * scale
     ix = np.floor(tx).astype(np.int64)
     iy = np.floor(ty).astype(np.int64)
     ax = tx - ix
@@ -68,6 +75,42 @@ def splat_reference(src: np.ndarray, flow: np.ndarray, weight: np.ndarray, scale
             inside = (xx >= 0) & (xx < w) & (yy >= 0) & (yy < h)
             np.add.at(acc, (yy[inside], xx[inside]), vals[inside] * (wy * wx)[inside][:, None])
     return acc.astype(np.float32)
+
+
+def _sum3x3(a: np.ndarray) -> np.ndarray:
+    """3x3 sum over the pixels inside the image, of (H, W) or (H, W, C)."""
+    h, w = a.shape[:2]
+    p = np.pad(a.astype(np.float64), ((1, 1), (1, 1)) + ((0, 0),) * (a.ndim - 2))
+    return sum(p[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3))
+
+
+def _stream_reference(acc: np.ndarray):
+    """Plain numpy version of ``cpu_kernels._stream_colour`` for a whole frame: (coverage, colour)."""
+    c = acc.shape[2] - 2
+    h, w = acc.shape[:2]
+    cov = _sum3x3(acc[..., c + 1]) / _sum3x3(np.ones((h, w)))
+    d = acc[..., c].astype(np.float64)
+    has = d > EPS
+    own_rgb = acc[..., :c] / np.where(has, d, 1.0)[..., None]
+    d3 = _sum3x3(d)
+    rgb3 = _sum3x3(acc[..., :c]) / np.where(d3 > EPS, d3, 1.0)[..., None]
+    own = np.where(has, np.minimum(1.0, cov), 0.0)[..., None]
+    rgb = np.where(((cov >= 1.0) & has)[..., None], own_rgb, (1.0 - own) * rgb3 + own * own_rgb)
+    weight = np.where((cov >= 1.0) & has, 1.0, np.where(d3 > EPS, np.minimum(1.0, cov), 0.0))
+    return weight, rgb
+
+
+def blend_reference(acc_f: np.ndarray, acc_b: np.ndarray, alpha: float):
+    """Plain numpy version of ``cpu_kernels.blend_streams``: (rgb with NaN holes, holes)."""
+    wf, rgb_f = _stream_reference(acc_f)
+    wb, rgb_b = _stream_reference(acc_b)
+    af, ab = alpha * wf, (1.0 - alpha) * wb
+    tot = af + ab
+    holes = tot <= 0
+    safe = np.where(holes, 1.0, tot)[..., None]
+    rgb = (af[..., None] * rgb_f + ab[..., None] * rgb_b) / safe
+    rgb[holes] = np.nan
+    return rgb.astype(np.float32), holes
 
 
 class NumpyEngine:
@@ -89,7 +132,10 @@ class NumpyEngine:
         return euler_step_reference(motion, flow)
 
     def accumulate(self, acc, src, flow, weight, scale):
-        acc += splat_reference(src, flow, weight, scale)
+        acc += splat_reference(src, flow, weight, scale, count=acc.shape[2] > src.shape[2] + 1)
+
+    def blend(self, acc_f, acc_b, alpha):
+        return blend_reference(acc_f, acc_b, alpha)
 
     def normalise(self, acc):
         den = acc[..., -1]
@@ -101,16 +147,44 @@ class NumpyEngine:
 # ------------------------------------------------------------------------------------ compiled CPU path
 
 
+KERNELS_MODULE = "_stillflow_cpu_kernels"
+
+
+def load_cpu_kernels():
+    """Import ``cpu_kernels.py`` under one fixed module name.
+
+    numba's on-disk cache (``__pycache__`` beside the file) pickles the module name of each kernel and
+    re-imports it on load. The same file is imported as ``stillflow.core.cpu_kernels`` by the command line
+    and as ``bl_ext.<repo>.stillflow.core.cpu_kernels`` inside Blender; under a fixed name each process
+    can load what another compiled. The file has no relative imports, so it loads standalone.
+    """
+    import importlib.util
+    import sys
+
+    mod = sys.modules.get(KERNELS_MODULE)
+    if mod is None:
+        import numba  # noqa: F401  (ImportError here means: no compiled CPU path)
+
+        path = Path(__file__).with_name("cpu_kernels.py")
+        spec = importlib.util.spec_from_file_location(KERNELS_MODULE, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[KERNELS_MODULE] = mod
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException:
+            del sys.modules[KERNELS_MODULE]
+            raise
+    return mod
+
+
 class NumbaEngine(NumpyEngine):
     """Compiled, multi-threaded CPU engine; no torch needed (the path Blender uses by default)."""
 
     name = "cpu-numba"
 
     def __init__(self):
-        from . import cpu_kernels
-
-        self.k = cpu_kernels
-        self.nbands = max(1, cpu_kernels.threads())
+        self.k = load_cpu_kernels()
+        self.nbands = max(1, self.k.threads())
 
     def step(self, motion, flow):
         out = np.empty_like(flow)
@@ -126,6 +200,11 @@ class NumbaEngine(NumpyEngine):
         self.k.normalise(acc, out, np.float32(EPS))
         holes = np.isnan(out[..., 0])
         return out, holes
+
+    def blend(self, acc_f, acc_b, alpha):
+        out = np.empty(acc_f.shape[:2] + (acc_f.shape[2] - 2,), np.float32)
+        self.k.blend_streams(acc_f, acc_b, np.float32(alpha), out, np.float32(EPS))
+        return out, np.isnan(out[..., 0])
 
 
 # ----------------------------------------------------------------------------------------- torch path
@@ -186,7 +265,11 @@ class TorchEngine:
         tx = (gx + flow[..., 0]).reshape(-1)
         ty = (gy + flow[..., 1]).reshape(-1)
         ok = t.isfinite(tx) & t.isfinite(ty)
-        vals = t.cat([src * weight.unsqueeze(-1), weight.unsqueeze(-1)], dim=-1).reshape(-1, c + 1) * scale
+        cols = [src * weight.unsqueeze(-1), weight.unsqueeze(-1)]
+        if acc.shape[2] > c + 1:
+            cols.append(t.ones_like(weight).unsqueeze(-1))
+        k = len(cols) + c - 1
+        vals = t.cat(cols, dim=-1).reshape(-1, k) * scale
         tx, ty, vals = tx[ok], ty[ok], vals[ok]
         ix = tx.floor()
         iy = ty.floor()
@@ -194,7 +277,7 @@ class TorchEngine:
         ay = ty - iy
         ix = ix.long()
         iy = iy.long()
-        flat = acc.view(-1, c + 1)
+        flat = acc.view(-1, k)
         for dy, wy in ((0, 1 - ay), (1, ay)):
             for dx, wx in ((0, 1 - ax), (1, ax)):
                 xx, yy = ix + dx, iy + dy
@@ -206,6 +289,39 @@ class TorchEngine:
         den = acc[..., -1]
         holes = den <= EPS
         rgb = acc[..., :-1] / self.torch.where(holes, self.torch.ones_like(den), den).unsqueeze(-1)
+        return self.to_numpy(rgb), self.to_numpy(holes)
+
+    def blend(self, acc_f, acc_b, alpha):
+        t = self.torch
+        fn = t.nn.functional
+
+        def sum3(a):  # (H, W, K) -> 3x3 sums inside the image
+            x = a.permute(2, 0, 1)[None]
+            return (fn.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=True) * 9.0)[0].permute(1, 2, 0)
+
+        def stream(acc):
+            c = acc.shape[2] - 2
+            ones = t.ones_like(acc[..., :1])
+            sums = sum3(t.cat([acc, ones], dim=-1))
+            cov = sums[..., c + 1] / sums[..., c + 2]
+            d = acc[..., c]
+            has = d > EPS
+            own_rgb = acc[..., :c] / t.where(has, d, t.ones_like(d)).unsqueeze(-1)
+            d3 = sums[..., c]
+            rgb3 = sums[..., :c] / t.where(d3 > EPS, d3, t.ones_like(d3)).unsqueeze(-1)
+            own = t.where(has, t.clamp(cov, max=1.0), t.zeros_like(cov)).unsqueeze(-1)
+            dense = (cov >= 1.0) & has
+            rgb = t.where(dense.unsqueeze(-1), own_rgb, (1.0 - own) * rgb3 + own * own_rgb)
+            weight = t.where(dense, t.ones_like(cov), t.where(d3 > EPS, t.clamp(cov, max=1.0), t.zeros_like(cov)))
+            return weight, rgb
+
+        wf, rgb_f = stream(acc_f)
+        wb, rgb_b = stream(acc_b)
+        af, ab = alpha * wf, (1.0 - alpha) * wb
+        tot = af + ab
+        holes = tot <= 0
+        rgb = (af.unsqueeze(-1) * rgb_f + ab.unsqueeze(-1) * rgb_b) / t.where(holes, t.ones_like(tot), tot).unsqueeze(-1)
+        rgb[holes] = float("nan")
         return self.to_numpy(rgb), self.to_numpy(holes)
 
 
