@@ -86,6 +86,8 @@ class RenderJob:
     def commit(self) -> list[Path]:
         """Move the complete frames into `out_dir` (replacing it only when overwrite is set)."""
         self._close()
+        if self.out_dir.is_dir() and not any(self.out_dir.iterdir()):
+            self.out_dir.rmdir()  # an empty folder holds nothing to overwrite
         if self.out_dir.exists():
             if not self.overwrite:
                 self.cancel()
