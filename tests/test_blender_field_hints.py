@@ -196,3 +196,34 @@ def test_painted_mask_image_limits_motion(blender, stillflow_ext):
     field = ext(stillflow_ext, "operators.blender_io").read_field(settings.field_image)
     assert np.abs(field[:, :28]).max() < 1e-6
     assert field[:, 40:, 0].mean() > 0.1
+
+
+def test_geometry_nodes_edit_reaches_the_field(field_setup):
+    """A Geometry Nodes modifier that doubles "motion" changes the field read back by Mesh to Field."""
+    bpy, io, image, field = field_setup
+    bpy.context.scene.stillflow.mesh_step = 1
+    bpy.ops.stillflow.field_to_mesh()
+    obj = bpy.data.objects["photo_motion_grid"]
+    tree = bpy.data.node_groups.new("double motion", "GeometryNodeTree")
+    tree.interface.new_socket("Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
+    tree.interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+    nodes, links = tree.nodes, tree.links
+    group_in, group_out = nodes.new("NodeGroupInput"), nodes.new("NodeGroupOutput")
+    read = nodes.new("GeometryNodeInputNamedAttribute")
+    read.data_type = "FLOAT_VECTOR"  # 2D vectors read as 3D (z = 0)
+    read.inputs["Name"].default_value = "motion"
+    scale = nodes.new("ShaderNodeVectorMath")
+    scale.operation = "SCALE"
+    scale.inputs["Scale"].default_value = 2.0
+    store = nodes.new("GeometryNodeStoreNamedAttribute")
+    store.data_type, store.domain = "FLOAT2", "POINT"
+    store.inputs["Name"].default_value = "motion"
+    links.new(group_in.outputs["Geometry"], store.inputs["Geometry"])
+    links.new(read.outputs["Attribute"], scale.inputs[0])
+    links.new(scale.outputs["Vector"], store.inputs["Value"])
+    links.new(store.outputs["Geometry"], group_out.inputs["Geometry"])
+    obj.modifiers.new("double", "NODES").node_group = tree
+    bpy.context.view_layer.objects.active = obj
+
+    assert bpy.ops.stillflow.field_from_mesh() == {"FINISHED"}
+    np.testing.assert_allclose(io.read_field(image, (40, 64)), 2 * field, atol=1e-5)
