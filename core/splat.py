@@ -202,8 +202,14 @@ class NumbaEngine(NumpyEngine):
         return out, holes
 
     def blend(self, acc_f, acc_b, alpha):
-        out = np.empty(acc_f.shape[:2] + (acc_f.shape[2] - 2,), np.float32)
-        self.k.blend_streams(acc_f, acc_b, np.float32(alpha), out, np.float32(EPS))
+        h, w = acc_f.shape[:2]
+        if getattr(self, "_cov", None) is None or self._cov[0].shape != (h, w):
+            self._cov = (np.empty((h, w), np.float32), np.empty((h, w), np.float32))
+        cov_f, cov_b = self._cov
+        self.k.coverage(acc_f, cov_f)
+        self.k.coverage(acc_b, cov_b)
+        out = np.empty((h, w, acc_f.shape[2] - 2), np.float32)
+        self.k.blend_streams(acc_f, acc_b, cov_f, cov_b, np.float32(alpha), out, np.float32(EPS))
         return out, np.isnan(out[..., 0])
 
 

@@ -203,11 +203,12 @@ def test_backward_fields_equal_direct_integration(photo):
     direct = [np.zeros((h, w, 2), np.float32)]
     for _ in range(1, n):
         direct.append(eng.step(motion, direct[-1]))
-    bwd = integrate.BackwardFields(eng, motion, n)
-    for s in range(n - 1, 0, -1):
-        np.testing.assert_array_equal(bwd.get(s), direct[s])
-    with pytest.raises(ValueError):
-        bwd.get(3)  # not descending
+    for budget in (0, 2**30):  # checkpoints and recomputed blocks / every field kept
+        bwd = integrate.BackwardFields(eng, motion, n, budget_bytes=budget)
+        for s in range(n - 1, 0, -1):
+            np.testing.assert_array_equal(bwd.get(s), direct[s])
+        with pytest.raises(ValueError):
+            bwd.get(3)  # not descending
 
 
 def test_bad_inputs_are_refused(photo):
