@@ -147,7 +147,12 @@ def run_item(image: str, out_dir: str, out_name: str, opts) -> dict:
                 "seconds": round(time.perf_counter() - started, 3)}
     except StillflowError as err:
         return {"status": "failed", "error": str(err), "seconds": round(time.perf_counter() - started, 3)}
-    except (MemoryError, OSError, RuntimeError, ValueError, TypeError, IndexError, KeyError, ImportError) as err:
+    except (MemoryError, OSError, RuntimeError, ValueError, TypeError, IndexError, KeyError, ImportError,
+            SystemError) as err:
+        from .cli import caused_by_interrupt
+
+        if caused_by_interrupt(err):
+            raise KeyboardInterrupt from err
         log.debug("item %s failed", image, exc_info=True)
         return {"status": "failed", "error": f"{type(err).__name__}: {err}",
                 "seconds": round(time.perf_counter() - started, 3)}

@@ -265,6 +265,22 @@ def main(argv: list[str] | None = None, prog: str = "stillflow") -> int:
     except KeyboardInterrupt:
         print("stillflow: interrupted; partial outputs removed", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as err:
+        if caused_by_interrupt(err):  # e.g. numba wraps a Ctrl-C that lands in its C code in SystemError
+            print("stillflow: interrupted; partial outputs removed", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        raise
+
+
+def caused_by_interrupt(err: BaseException) -> bool:
+    """True when a KeyboardInterrupt is somewhere in `err`'s cause/context chain."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def blender_command(argv: list[str]) -> int:

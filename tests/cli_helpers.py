@@ -19,6 +19,14 @@ def cli_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "stillflow.operators.cli", *map(str, args)]
 
 
+def sigint_default() -> None:
+    """Popen preexec_fn: a child started from a background shell job inherits SIGINT ignored, and Python
+    then never raises KeyboardInterrupt; the tests that send SIGINT restore the default first."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(*args, timeout: float = 120, cwd=None) -> subprocess.CompletedProcess:
     """Run `stillflow ARGS` in a fresh Python (the installed package, whatever the checkout is called)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")

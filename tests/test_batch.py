@@ -108,7 +108,7 @@ def staging(out_dir):
 
 def _start(args):
     return subprocess.Popen(h.cli_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=h.sigint_default)
 
 
 def _sigkill(proc):
@@ -265,8 +265,8 @@ def test_same_stem_twice_gets_two_folders(tmp_path):
 
 def test_second_batch_on_the_same_folder_is_refused(tmp_path):
     in_dir, out_dir = tmp_path / "in", tmp_path / "out"
-    make_inputs(in_dir, 6)
-    p = _start(batch_args(in_dir, out_dir))
+    make_inputs(in_dir, 8, size=(320, 180))
+    p = _start(batch_args(in_dir, out_dir, "--frames", "120"))  # long enough to be still running
     try:
         wait_for(lambda: (out_dir / ".stillflow-batch.lock").exists() and staging(out_dir), p)
         r = h.run_cli(*batch_args(in_dir, out_dir))

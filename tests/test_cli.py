@@ -250,7 +250,7 @@ def test_interrupt_mid_render_leaves_no_partial_files(tmp_path, sig):
     (out / "keep.txt").write_text("someone else's file")
     proc = subprocess.Popen(h.cli_cmd("animate", photo, "--hints", hints, "--motion", "hints", "--out", out,
                                       "--frames", "400", "--format", "png", "--quiet"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=h.sigint_default)
     try:
         deadline = time.monotonic() + 120
         while not list(out.glob(".stillflow-tmp-*/big_frames/frame_0002.png")):
