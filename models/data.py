@@ -390,7 +390,16 @@ def make_scene(rng, h=192, w=192):
                         np.float32
                     )
                 alpha = alpha * (yy > horizon - rng.uniform(0, 60))
-                layers.append((alpha, _tex_land(rng, h, w), np.zeros((h, w, 2), np.float32)))
+                land = _tex_land(rng, h, w, "sand" if lt == 0 and rng.random() < 0.5 else None)
+                layers.append((alpha, land, np.zeros((h, w, 2), np.float32)))
+                if lt == 0 and rng.random() < 0.5:  # surf line where the sea meets a beach in front
+                    fy = ridge[None, :] - yy
+                    band = rng.uniform(4, 25)
+                    foam = ((fy > 0) & (fy < band)).astype(np.float32) * _smoothstep(
+                        0.3, 0.55, _noise(rng, h, w, 5, 20, 3)
+                    )
+                    ftex = _mix(layers[-2][1], _col((0.93, 0.95, 0.96)), foam)
+                    layers.append((((fy > 0) & (fy < band)).astype(np.float32), ftex, layers[-2][2]))
         else:
             ridge = _ridge(
                 rng, w, max(horizon, 0) + rng.uniform(0, 40), rng.uniform(10, 80), rng.uniform(30, 200)

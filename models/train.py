@@ -55,6 +55,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seed-start", type=int, default=0)
+    ap.add_argument("--p-hint", type=float, default=0.5, help="probability that a sample has hints")
+    ap.add_argument("--p-mask", type=float, default=0.5, help="probability that a sample has a mask")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "runs" / "motion.pt"))
     ap.add_argument("--resume", default=None)
     a = ap.parse_args(argv)
@@ -87,7 +89,7 @@ def main(argv=None):
 
     say(f"device {dev}, threads {a.threads}, workers {a.workers}, params {count_params(net)}, args {vars(a)}")
     loader = DataLoader(
-        ProceduralStream(a.size, a.seed_start),
+        ProceduralStream(a.size, a.seed_start, a.p_hint, a.p_mask),
         batch_size=a.batch,
         num_workers=a.workers,
         persistent_workers=a.workers > 0,
