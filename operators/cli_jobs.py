@@ -158,7 +158,41 @@ def _replace(src: Path, dst: Path) -> None:
         os.replace(src, dst)
 
 
+def _missing_dirs(folder: Path) -> list[Path]:
+    """The folders that creating `folder` would create, deepest first."""
+    out = []
+    folder = folder.absolute()
+    while not folder.exists() and folder.parent != folder:
+        out.append(folder)
+        folder = folder.parent
+    return out
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Undo the creation of output folders by a run that failed: leave no trace of it."""
+    for f in folders:
+        try:
+            f.rmdir()
+        except OSError:
+            return
+
+
 # --------------------------------------------------------------------------------------------- inputs
+
+
+def check_input_files(image: Path, opts: Options) -> None:
+    """Missing input files are reported before anything is created."""
+    errors = _errors()
+    if not image.exists():
+        raise errors.InputError(f"image not found: {image}")
+    if not image.is_file():
+        raise errors.InputError(f"not a file: {image}")
+    if opts.hints is not None and not opts.hints.is_file():
+        raise errors.InputError(f"hints file not found: {opts.hints}")
+    if opts.mask is not None and not opts.mask.is_file():
+        raise errors.InputError(f"mask file not found: {opts.mask}")
+    if opts.motion not in ("auto", "hints", "model") and not Path(opts.motion).is_file():
+        raise errors.InputError(f"motion field file not found: {opts.motion}")
 
 
 @dataclass
@@ -344,6 +378,7 @@ def _write_frames(prep: Prepared, stage: Path, opts: Options, progress: bool) ->
     if fmt == "mp4":
         from . import encode
 
+        log.info("%s: encoding H.264 through Blender's FFmpeg and writing the .blend", stem)
         movie = encode.write_mp4(frame_paths, stage / names[0], settings.fps)
         encode.write_blend(stage / names[1], prep.image_path, np.asarray(prep.motion), movie, settings.fps)
         shutil.rmtree(folder)
@@ -407,13 +442,14 @@ def animate_file(image: Path, out: Path, opts: Options, layout: str = "flat", pr
         finals = [out / folder_name]
     refuse_existing(finals, opts.overwrite)  # before any work
     require_bpy_for(opts.fmt)
-    if not image.exists():
-        raise _errors().InputError(f"image not found: {image}")
+    check_input_files(image, opts)
+    created = _missing_dirs(out)
     imageio.check_writable_dir(out)
     if layout == "flat":
         clean_stale_stages(out, only_dead=True)
 
     stage = make_stage(out, stem)
+    ok = False
     try:
         prep = load_inputs(image, opts)
         work_dir = stage / "item" if layout == "folder" else stage
@@ -429,8 +465,11 @@ def animate_file(image: Path, out: Path, opts: Options, layout: str = "flat", pr
                     _replace(work_dir / n, out / n)
             else:
                 _replace(work_dir, finals[0])
+        ok = True
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+        if not ok:
+            _remove_if_empty(created)
     outputs = [out / n for n in names] if layout == "flat" else [out / folder_name / n for n in names]
     if worst > 0.01:
         log.info("%s: up to %.1f%% of a frame's pixels were holes (filled)", stem, 100 * worst)
@@ -449,8 +488,7 @@ def predict_file(image: Path, output: Path, opts: Options) -> Path:
     if output.suffix.lower() not in (".exr", ".npy"):
         raise _errors().InputError(f"-o must end in .exr or .npy, not {output.suffix or 'nothing'}")
     refuse_existing([output], opts.overwrite)
-    if not image.exists():
-        raise _errors().InputError(f"image not found: {image}")
+    check_input_files(image, opts)
     imageio.check_writable_dir(output.parent if str(output.parent) else Path("."))
     prep = load_inputs(image, opts)
     with signals_deferred(), imageio.atomic_write(output) as tmp:
