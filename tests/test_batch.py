@@ -294,3 +294,22 @@ def test_journal_unit(tmp_path):
     assert j.read() == {"a": {"item": "a", "status": "done"}}
     lines = (tmp_path / "j.jsonl").read_text().splitlines()
     assert [json.loads(x)["status"] for x in lines[::2]] == ["failed", "done"]  # the cut line stays alone
+
+
+def test_ctrl_c_with_jobs_leaves_no_partial_files(tmp_path):
+    """Ctrl-C in a terminal reaches the whole process group: batch and workers stop, staging folders go."""
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    make_inputs(in_dir, 4, size=(320, 180))
+    p = _start(batch_args(in_dir, out_dir, "--jobs", "2", "--frames", "120"))
+    wait_for(lambda: list(out_dir.glob(".stillflow-tmp-*/item/*/frame_0003.png")), p)
+    children = _children(p.pid)
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert [x.name for x in out_dir.iterdir() if x.name != ".stillflow-batch.lock"] in ([], ["stillflow_journal.jsonl"])
+    assert not [d for d in out_dir.iterdir() if d.is_dir()]
+    deadline = time.monotonic() + 20
+    while any(_alive(c) for c in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [c for c in children if _alive(c)]
