@@ -16,6 +16,9 @@ from numba import njit, prange
 
 # Fast-math without "nnan"/"ninf": NaN marks particles that left the image and must stay testable.
 _FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
+# A stream whose 3x3 mean tap count reaches this is dense at a pixel (an unstretched stream has exactly 1,
+# give or take rounding): its own normalised splat is the colour there.
+DENSE = 0.98
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -148,68 +151,65 @@ def normalise(acc, out, eps):  # pragma: no cover - compiled
 
 
 @njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
-def coverage(acc, out):  # pragma: no cover - compiled
-    """out = 3x3 mean (over pixels inside the image) of the tap count, the last channel of acc."""
-    h, w = acc.shape[0], acc.shape[1]
-    ch = acc.shape[2] - 1
+def box3(acc, tmp, out):  # pragma: no cover - compiled
+    """out = 3x3 sums of every channel of acc (pixels outside the image count as 0); tmp: scratch."""
+    h, w, k = acc.shape
     for y in prange(h):
-        y_lo = max(0, y - 1)
-        y_hi = min(h, y + 2)
-        ny = y_hi - y_lo
-        left = 0.0
-        mid = 0.0
-        for yy in range(y_lo, y_hi):
-            mid += acc[yy, 0, ch]
         for x in range(w):
-            right = 0.0
-            if x + 1 < w:
-                for yy in range(y_lo, y_hi):
-                    right += acc[yy, x + 1, ch]
-            nx = (1 if x > 0 else 0) + 1 + (1 if x + 1 < w else 0)
-            out[y, x] = (left + mid + right) / (nx * ny)
-            left = mid
-            mid = right
+            for ch in range(k):
+                s = acc[y, x, ch]
+                if x > 0:
+                    s += acc[y, x - 1, ch]
+                if x + 1 < w:
+                    s += acc[y, x + 1, ch]
+                tmp[y, x, ch] = s
+    for y in prange(h):
+        for x in range(w):
+            for ch in range(k):
+                s = tmp[y, x, ch]
+                if y > 0:
+                    s += tmp[y - 1, x, ch]
+                if y + 1 < h:
+                    s += tmp[y + 1, x, ch]
+                out[y, x, ch] = s
 
 
 @njit(inline="always", fastmath=_FAST)
-def _stream_colour(acc, cov, y, x, c, eps, rgb):  # pragma: no cover - compiled
-    """One stream at one pixel: its blend weight (coverage capped at 1) and its colour, in rgb.
+def _stream_colour(acc, sums, npix, y, x, c, eps, rgb):  # pragma: no cover - compiled
+    """One stream at one pixel: its blend weight and its colour (written into rgb).
 
-    Where the stream is dense (coverage >= 1) the colour is the pixel's own normalised splat; where it is
-    stretched thin it leans on the 3x3 normalised neighbourhood, so sparse pixels between its particles get
-    a colour instead of flickering between "some" and "none". Returns 0 when the 3x3 neighbourhood is empty.
+    The stream's coverage is the 3x3 mean of its tap count. Where it is dense (coverage >= DENSE) the colour
+    is the pixel's own normalised splat and the weight 1; where it is stretched thin the colour leans on the
+    3x3 normalised neighbourhood (sparse pixels between its particles get a colour instead of flickering
+    between "some" and "none") and the weight is coverage / DENSE. Weight 0 when the neighbourhood is empty.
     """
+    cov = sums[y, x, c + 1] / npix
     d = acc[y, x, c]
-    if cov >= 1.0 and d > eps:
+    if cov >= DENSE and d > eps:
         inv = 1.0 / d
         for ch in range(c):
             rgb[ch] = acc[y, x, ch] * inv
         return 1.0
-    h, w = acc.shape[0], acc.shape[1]
-    d3 = 0.0
-    for ch in range(c):
-        rgb[ch] = 0.0
-    for yy in range(max(0, y - 1), min(h, y + 2)):
-        for xx in range(max(0, x - 1), min(w, x + 2)):
-            d3 += acc[yy, xx, c]
-            for ch in range(c):
-                rgb[ch] += acc[yy, xx, ch]
+    d3 = sums[y, x, c]
     if d3 <= eps:
         return 0.0
-    own = min(1.0, cov) if d > eps else 0.0
+    share = cov / DENSE
+    own = share if d > eps else 0.0
+    inv3 = (1.0 - own) / d3
+    invd = own / d if d > eps else 0.0
     for ch in range(c):
-        rgb[ch] = (1.0 - own) * rgb[ch] / d3 + (own * acc[y, x, ch] / d if d > eps else 0.0)
-    return min(1.0, cov)
+        rgb[ch] = sums[y, x, ch] * inv3 + acc[y, x, ch] * invd
+    return share
 
 
 @njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
-def blend_streams(acc_f, acc_b, cov_f, cov_b, alpha, out, eps):  # pragma: no cover - compiled
+def blend_streams(acc_f, sums_f, acc_b, sums_b, alpha, out, eps):  # pragma: no cover - compiled
     """Blend the forward and backward streams by alpha times their local coverage.
 
-    acc_* are (H, W, C + 2): [sum w D, sum w, sum taps]; cov_* their ``coverage``. Each stream gets a
-    colour and a weight from ``_stream_colour``; the blend weight is alpha (1 - alpha for the backward
-    stream) times that. Where one stream is stretched thin its per-pixel density flickers between 0 and 1;
-    the paper's joint normalisation turns that flicker into dotted patterns, this blend does not.
+    acc_* are (H, W, C + 2): [sum w D, sum w, sum taps]; sums_* their ``box3``. Each stream gets a colour
+    and a weight from ``_stream_colour``; the blend weight is alpha (1 - alpha for the backward stream) times
+    that. Where one stream is stretched thin its per-pixel density flickers between 0 and 1; the paper's
+    joint normalisation turns that flicker into dotted patterns, this blend does not.
     Returns the number of holes (no weight from either stream); holes get NaN.
     """
     h, w = acc_f.shape[0], acc_f.shape[1]
@@ -219,9 +219,11 @@ def blend_streams(acc_f, acc_b, cov_f, cov_b, alpha, out, eps):  # pragma: no co
         n = 0
         cf = np.empty(c, np.float32)
         cb = np.empty(c, np.float32)
+        ny = min(h, y + 2) - max(0, y - 1)
         for x in range(w):
-            af = alpha * _stream_colour(acc_f, cov_f[y, x], y, x, c, eps, cf) if alpha > 0.0 else 0.0
-            ab = (1.0 - alpha) * _stream_colour(acc_b, cov_b[y, x], y, x, c, eps, cb) if alpha < 1.0 else 0.0
+            npix = ny * (min(w, x + 2) - max(0, x - 1))
+            af = alpha * _stream_colour(acc_f, sums_f, npix, y, x, c, eps, cf) if alpha > 0.0 else 0.0
+            ab = (1.0 - alpha) * _stream_colour(acc_b, sums_b, npix, y, x, c, eps, cb) if alpha < 1.0 else 0.0
             tot = af + ab
             if tot <= 0.0:
                 n += 1

@@ -23,6 +23,7 @@ from .errors import StillflowError
 
 log = logging.getLogger(__name__)
 EPS = 1e-6
+DENSE = 0.98  # see cpu_kernels.DENSE
 
 
 # ------------------------------------------------------------------------------------- plain reference
@@ -94,9 +95,11 @@ def _stream_reference(acc: np.ndarray):
     own_rgb = acc[..., :c] / np.where(has, d, 1.0)[..., None]
     d3 = _sum3x3(d)
     rgb3 = _sum3x3(acc[..., :c]) / np.where(d3 > EPS, d3, 1.0)[..., None]
-    own = np.where(has, np.minimum(1.0, cov), 0.0)[..., None]
-    rgb = np.where(((cov >= 1.0) & has)[..., None], own_rgb, (1.0 - own) * rgb3 + own * own_rgb)
-    weight = np.where((cov >= 1.0) & has, 1.0, np.where(d3 > EPS, np.minimum(1.0, cov), 0.0))
+    share = np.minimum(1.0, cov / DENSE)
+    own = np.where(has, share, 0.0)[..., None]
+    dense = (cov >= DENSE) & has
+    rgb = np.where(dense[..., None], own_rgb, (1.0 - own) * rgb3 + own * own_rgb)
+    weight = np.where(dense, 1.0, np.where(d3 > EPS, share, 0.0))
     return weight, rgb
 
 
@@ -202,14 +205,14 @@ class NumbaEngine(NumpyEngine):
         return out, holes
 
     def blend(self, acc_f, acc_b, alpha):
-        h, w = acc_f.shape[:2]
-        if getattr(self, "_cov", None) is None or self._cov[0].shape != (h, w):
-            self._cov = (np.empty((h, w), np.float32), np.empty((h, w), np.float32))
-        cov_f, cov_b = self._cov
-        self.k.coverage(acc_f, cov_f)
-        self.k.coverage(acc_b, cov_b)
-        out = np.empty((h, w, acc_f.shape[2] - 2), np.float32)
-        self.k.blend_streams(acc_f, acc_b, cov_f, cov_b, np.float32(alpha), out, np.float32(EPS))
+        h, w, k = acc_f.shape
+        if getattr(self, "_box", None) is None or self._box[0].shape != acc_f.shape:
+            self._box = tuple(np.empty((h, w, k), np.float32) for _ in range(3))  # reused every frame
+        tmp, sums_f, sums_b = self._box
+        self.k.box3(acc_f, tmp, sums_f)
+        self.k.box3(acc_b, tmp, sums_b)
+        out = np.empty((h, w, k - 2), np.float32)
+        self.k.blend_streams(acc_f, sums_f, acc_b, sums_b, np.float32(alpha), out, np.float32(EPS))
         return out, np.isnan(out[..., 0])
 
 
@@ -315,10 +318,11 @@ class TorchEngine:
             own_rgb = acc[..., :c] / t.where(has, d, t.ones_like(d)).unsqueeze(-1)
             d3 = sums[..., c]
             rgb3 = sums[..., :c] / t.where(d3 > EPS, d3, t.ones_like(d3)).unsqueeze(-1)
-            own = t.where(has, t.clamp(cov, max=1.0), t.zeros_like(cov)).unsqueeze(-1)
-            dense = (cov >= 1.0) & has
+            share = t.clamp(cov / DENSE, max=1.0)
+            own = t.where(has, share, t.zeros_like(cov)).unsqueeze(-1)
+            dense = (cov >= DENSE) & has
             rgb = t.where(dense.unsqueeze(-1), own_rgb, (1.0 - own) * rgb3 + own * own_rgb)
-            weight = t.where(dense, t.ones_like(cov), t.where(d3 > EPS, t.clamp(cov, max=1.0), t.zeros_like(cov)))
+            weight = t.where(dense, t.ones_like(cov), t.where(d3 > EPS, share, t.zeros_like(cov)))
             return weight, rgb
 
         wf, rgb_f = stream(acc_f)
