@@ -11,7 +11,7 @@ so `stillflow.operators.encode` (and the `stillflow` command) import without Ble
 - `write_blend(path, image_path, field, frame_paths, fps)`: a new .blend holding the photo, the motion field
   as a float image (R = dx, G = -dy, + up, as `core.field.to_blender_rgba` writes it; packed into the file)
   and a sequencer strip of the loop (the frames, or the movie when `frame_paths` is one movie file).
-  It starts from empty factory settings, so it is meant for the command line's own process.
+  It replaces the open file with an empty one, so it is meant for the command line's own process.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+FIELD_SUFFIX = "_motion"  # the extension names a photo's field image "<photo>_motion" (blender_io.py)
 MOVIE_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
 
 
@@ -180,6 +181,40 @@ def _stdout_to_stderr():
             os.close(sink)
 
 
+@contextlib.contextmanager
+def _settings_registered():
+    """Scene.stillflow for the time of the write: the extension's own when it is enabled (inside Blender),
+    else its PropertyGroup registered here for a moment (the command line's bpy module), so the values
+    land where the extension reads them when the file is opened. Yields False when unavailable."""
+    import bpy
+
+    if hasattr(bpy.types.Scene, "stillflow"):
+        yield True
+        return
+    try:
+        from . import properties
+
+        properties.register()
+    except Exception as err:  # noqa: BLE001 - cosmetic: the .blend is complete without the settings
+        log.debug("extension settings not available: %s", err)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        properties.unregister()
+
+
+def _fill_settings(scene, photo, motion, frames: int, fps: float) -> None:
+    values = {"image": photo, "field_image": motion, "frames": frames, "fps": fps}
+    settings = getattr(scene, "stillflow", None)
+    for key, value in values.items():
+        try:
+            setattr(settings, key, value)
+        except (AttributeError, TypeError, ValueError) as err:  # e.g. a poll refuses it
+            log.debug("could not set scene.stillflow.%s: %s", key, err)
+
+
 def _relative(path: Path, start: Path) -> str:
     """Blender-relative ('//...') path of `path` seen from the folder `start`, or absolute across drives."""
     try:
@@ -197,11 +232,14 @@ def _bpy():
 def write_blend(path, image_path, field, frame_paths, fps: float) -> Path:
     """Write a new .blend at `path` (temporary name, then renamed) with the loop set up for Blender.
 
-    Holds: the source photo (`image_path`, referenced by absolute path), the motion field `field` (float32 (H, W, 2), px per
-    frame, row 0 top, + dy down) as a packed float image `stillflow_motion` with R = dx, G = -dy (+ up),
-    and a sequencer strip of the loop: an image strip when `frame_paths` is a list of frames, a movie
-    strip when it is one movie file. Scene frame range and fps match the loop. The loop's path is stored relative to the .blend.
-    Resets the current bpy session to empty factory settings first (command-line use).
+    Holds: the source photo (`image_path`, referenced by absolute path, named like its file), the motion
+    field `field` (float32 (H, W, 2), px per frame, row 0 top, + dy down) as a packed float image
+    "<photo>_motion" (the extension's naming) with R = dx, G = -dy (+ up), and a sequencer strip of the
+    loop: an image strip when `frame_paths` is a list of frames, a movie strip when it is one movie file.
+    Scene frame range and fps match the loop; the loop's path is stored relative to the .blend. The scene's
+    Stillflow settings (photo, field image, frames, fps) are filled in, so the extension's panel shows them
+    when the file is opened. Replaces the open file with an empty factory startup file first (command-line use;
+    preferences and add-ons stay).
     """
     import bpy
     import numpy as np
@@ -220,15 +258,16 @@ def write_blend(path, image_path, field, frame_paths, fps: float) -> Path:
         movie, frames = None, _check_one_folder(list(frame_paths))
 
     with _stdout_to_stderr():
-        bpy.ops.wm.read_factory_settings(use_empty=True)
+        # The factory startup file, but the user's preferences and add-ons stay (read_factory_settings would
+        # unregister extensions, this one included, under `blender --command stillflow`).
+        bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
     scene = bpy.context.scene
     scene.name = "Stillflow"
     photo = bpy.data.images.load(str(Path(image_path).absolute()), check_existing=True)
-    photo.name = "stillflow_photo"
     photo.use_fake_user = True
     # The photo stays where it is (absolute path); the loop moves with the .blend (relative path).
 
-    motion = bpy.data.images.new("stillflow_motion", width, height, alpha=True, float_buffer=True)
+    motion = bpy.data.images.new(photo.name + FIELD_SUFFIX, width, height, alpha=True, float_buffer=True)
     motion.colorspace_settings.name = "Non-Color"
     motion.pixels.foreach_set(to_blender_rgba(field))
     motion.file_format = "OPEN_EXR"
@@ -248,13 +287,13 @@ def write_blend(path, image_path, field, frame_paths, fps: float) -> Path:
     scene.view_settings.view_transform = "Standard"
     scene.render.resolution_x, scene.render.resolution_y = _even_size(width, height)
     scene.render.resolution_percentage = 100
-    scene["stillflow_loop_frames"] = int(n_frames)
-    scene["stillflow_fps"] = float(fps)
     _show_editors(motion)
 
     tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}.blend")
     try:
-        with _stdout_to_stderr():
+        with _settings_registered() as have_settings, _stdout_to_stderr():
+            if have_settings:
+                _fill_settings(scene, photo, motion, int(n_frames), float(fps))
             bpy.ops.wm.save_as_mainfile(
                 filepath=str(tmp), check_existing=False, relative_remap=False, copy=True
             )

@@ -163,7 +163,7 @@ def test_animate_mp4_and_blend(tmp_path, hints):
         "bpy.ops.wm.open_mainfile(filepath=sys.argv[-1])\n"
         "s = bpy.context.scene\n"
         "strip = list(s.sequence_editor.strips_all)[0]\n"
-        "img = bpy.data.images['stillflow_motion']\n"
+        "img = bpy.data.images['mcway_crop.jpg_motion']\n"
         "px = np.empty(img.size[0] * img.size[1] * 4, np.float32); img.pixels.foreach_get(px)\n"
         "print('RESULT', s.frame_end, s.render.fps, strip.type, strip.filepath, tuple(img.size),\n"
         "      img.packed_file is not None, float(px.reshape(-1, 4)[:, 1].min()) < 0)\n"

@@ -121,12 +121,40 @@ def test_write_blend_with_frames_and_field(tmp_path):
     strips = list(scene.sequence_editor.strips_all)
     assert len(strips) == 1 and strips[0].type == "IMAGE" and len(strips[0].elements) == 5
     assert strips[0].directory == "//frames/"
-    img = bpy.data.images["stillflow_motion"]
+    img = bpy.data.images["photo.png_motion"]
     assert tuple(img.size) == (96, 54) and img.is_float and img.packed_file is not None
     px = np.empty(96 * 54 * 4, np.float32)
     img.pixels.foreach_get(px)
     px = px.reshape(54, 96, 4)  # Blender: bottom row first
     assert np.allclose(px[:-1, :, 0], 1.5) and np.allclose(px[..., 1], -2.0)
     assert np.allclose(px[-1, :, 0], -3.0)  # the file's top row is Blender's last row
-    assert bpy.data.images["stillflow_photo"].filepath == str(photo.absolute())
+    assert bpy.data.images["photo.png"].filepath == str(photo.absolute())
     bpy.ops.wm.read_homefile(use_empty=True)
+
+
+def test_written_blend_opens_with_the_extension_settings(tmp_path, blender):
+    """scene.stillflow shows the photo, the field image, frames and fps: for a file written inside Blender
+    with the extension enabled, and for one written by the command line (no extension registered)."""
+    import subprocess
+    import sys
+
+    frames_dir = tmp_path / "frames"
+    frames_dir.mkdir()
+    paths = _frames(frames_dir, 3, (64, 36))
+    photo = tmp_path / "falls.png"
+    Image.open(paths[0]).save(photo)
+    inside = encode.write_blend(tmp_path / "inside.blend", photo, np.zeros((36, 64, 2), np.float32), paths, 12)
+    code = (
+        "import sys, numpy as np; from pathlib import Path; from stillflow.operators import encode\n"
+        "d = Path(sys.argv[1]); paths = sorted((d / 'frames').glob('*.png'))\n"
+        "encode.write_blend(d / 'cli.blend', d / 'falls.png', np.zeros((36, 64, 2), np.float32), paths, 12)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for blend in (inside, tmp_path / "cli.blend"):
+        blender.ops.wm.open_mainfile(filepath=str(blend))
+        s = blender.context.scene.stillflow
+        assert s.image is not None and s.image.name == "falls.png", blend
+        assert s.field_image.name == "falls.png_motion"
+        assert (s.frames, s.fps) == (3, 12.0)
+    blender.ops.wm.read_homefile(use_empty=True)
