@@ -185,8 +185,12 @@ def batch_lock(out_dir: Path) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------- workers
 
 
-def _worker_init(level: int, quiet_loggers: tuple[str, ...] = ()) -> None:
-    """Worker process set-up: die with the batch (Linux), log like it, leave Ctrl-C to the batch."""
+def _worker_init(level: int, quiet_loggers: tuple[str, ...] = (), n_jobs: int = 1) -> None:
+    """Worker process set-up: die with the batch (Linux), log like it, share the cores with the other
+    workers (numba/torch/ONNX threads), turn SIGTERM into KeyboardInterrupt so cleanup runs."""
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, n_jobs)))
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(var, threads)
     try:
         import ctypes
         import signal
@@ -295,7 +299,7 @@ def _run_pool(todo, out_dir, opts, n_jobs, record, bar) -> None:
     level = logging.getLogger().level
     quiet = tuple(n for n in QUIET_IN_BATCH if logging.getLogger(n).level == logging.WARNING)
     pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=_worker_init,
-                               initargs=(level, quiet))
+                               initargs=(level, quiet, n_jobs))
     try:
         pending = {pool.submit(run_item, str(it.path), str(out_dir), it.out_name, opts): it for it in todo}
         while pending:
