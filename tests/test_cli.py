@@ -265,3 +265,21 @@ def test_interrupt_mid_render_leaves_no_partial_files(tmp_path, sig):
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert h.listing(out) == ["keep.txt"]
+
+
+def test_mask_file_limits_motion(tmp_path):
+    mask = np.zeros((72, 128), np.uint8)
+    mask[:, 64:] = 255  # only the right half may move
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    hints = h.write_hints(tmp_path / "h.json", [((10, 36), (118, 36), 60)], (128, 72))  # motion everywhere
+    out = tmp_path / "out"
+    r = h.run_cli("animate", PHOTO, "--hints", hints, "--mask", tmp_path / "mask.png", "--motion", "hints",
+                  "--out", out, "--frames", "6", "--format", "png", "--quiet")
+    assert r.returncode == 0, r.stderr
+    frames = [f.astype(int) for f in _frames(out / "mcway_crop_frames")]
+    assert max(np.abs(f[:, :48] - frames[0][:, :48]).max() for f in frames) <= 2
+    assert max(np.abs(f[:, 80:] - frames[0][:, 80:]).mean() for f in frames) > 0.5
+    r = h.run_cli("animate", PHOTO, "--hints", hints, "--mask", tmp_path / "nope.png", "--out", tmp_path / "o2",
+                  *h.FAST)
+    assert r.returncode == 2 and "mask file not found" in h.one_line_error(r.stderr)
+    assert not (tmp_path / "o2").exists()
