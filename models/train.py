@@ -59,6 +59,7 @@ def main(argv=None):
     ap.add_argument("--p-mask", type=float, default=0.5, help="probability that a sample has a mask")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "runs" / "motion.pt"))
     ap.add_argument("--resume", default=None)
+    ap.add_argument("--gate-bias", type=float, default=None, help="set the hint gate's bias (pass-through prior)")
     a = ap.parse_args(argv)
 
     torch.manual_seed(0)
@@ -77,6 +78,9 @@ def main(argv=None):
                 new[sl] = old_sd[k][sl]
                 sd[k] = new
         net.load_state_dict(sd)
+    if a.gate_bias is not None:
+        with torch.no_grad():
+            net.head[2].bias[2] = a.gate_bias
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-4)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

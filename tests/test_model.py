@@ -1,0 +1,138 @@
+"""The shipped motion model (models/stillflow_motion.onnx) through core.model.MotionModel (ONNX Runtime)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from stillflow.core.errors import StillflowError
+from stillflow.core.model import DEFAULT_MODEL_PATH, MotionModel, resize
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return MotionModel(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def beach():
+    """Real photo (CC0, see data/LICENSE-beach_small.txt): sea with surf in the top ~55 %, sand below."""
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(DATA / "beach_small.jpg").convert("RGB"), np.float32) / 255.0
+    mask = np.zeros(rgb.shape[:2], np.float32)
+    mask[: int(0.5 * rgb.shape[0])] = 1.0
+    return rgb, mask
+
+
+def test_shipped_model_is_small_and_loads(model, caplog):
+    assert DEFAULT_MODEL_PATH.is_file()
+    assert DEFAULT_MODEL_PATH.stat().st_size < 30e6
+    assert model.provider == "CPUExecutionProvider"
+    with caplog.at_level(logging.INFO, logger="stillflow.core.model"):
+        m = MotionModel(device="auto")
+    assert m.provider in ("CPUExecutionProvider", "CUDAExecutionProvider")
+    assert any(m.provider in r.getMessage() for r in caplog.records)
+
+
+def test_predict_real_photo_motion_inside_mask(model, beach):
+    rgb, mask = beach
+    M = model.predict(rgb, mask=mask)
+    assert M.shape == rgb.shape[:2] + (2,) and M.dtype == np.float32
+    assert np.isfinite(M).all()
+    mag = np.linalg.norm(M, axis=-1)
+    inside, outside = mag[mask > 0.5].mean(), mag[mask < 0.5].mean()
+    assert inside > 0.2, inside  # the sea moves
+    assert inside > 4 * outside, (inside, outside)
+
+
+def test_predict_without_mask_or_hints(model, beach):
+    rgb, _ = beach
+    M = model.predict(rgb)
+    assert M.shape == rgb.shape[:2] + (2,)
+    assert np.isfinite(M).all()
+    assert np.abs(M).max() < 50
+
+
+def test_hints_steer_the_field(model, beach):
+    rgb, mask = beach
+    hint = np.zeros(rgb.shape[:2] + (2,), np.float32)
+    means = []
+    for dx in (2.0, -2.0):
+        hint[..., 0] = dx
+        M = model.predict(rgb, mask=mask, hint_field=hint)
+        means.append(M[mask > 0.5, 0].mean())
+    assert means[0] > 0.5 and means[1] < -0.5, means
+
+
+def test_odd_sizes_and_uint8(model):
+    rng = np.random.default_rng(0)
+    img = (rng.random((37, 53, 3)) * 255).astype(np.uint8)
+    M = model.predict(img)
+    assert M.shape == (37, 53, 2) and np.isfinite(M).all()
+    small = MotionModel(device="cpu", working_size=None)
+    M = small.predict(img.astype(np.float32) / 255)
+    assert M.shape == (37, 53, 2)
+
+
+def test_bad_inputs_raise(model):
+    with pytest.raises(StillflowError):
+        model.predict(np.zeros((10, 10), np.float32))
+    with pytest.raises(StillflowError):
+        model.predict(np.zeros((10, 10, 3), np.float32), mask=np.ones((5, 5), np.float32))
+    bad = np.zeros((10, 10, 3), np.float32)
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(StillflowError):
+        model.predict(bad)
+
+
+def test_missing_and_corrupt_model_files(tmp_path):
+    with pytest.raises(StillflowError) as e:
+        MotionModel(tmp_path / "nope.onnx")
+    assert "not found" in str(e.value) and "\n" not in str(e.value)
+    bad = tmp_path / "corrupt.onnx"
+    bad.write_bytes(DEFAULT_MODEL_PATH.read_bytes()[:5000])
+    with pytest.raises(StillflowError) as e:
+        MotionModel(bad)
+    assert "\n" not in str(e.value)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not an onnx model at all")
+    with pytest.raises(StillflowError):
+        MotionModel(junk)
+
+
+def test_resize_keeps_constants_and_identity():
+    a = np.random.default_rng(1).random((21, 34, 2)).astype(np.float32)
+    assert np.array_equal(resize(a, 21, 34), a)
+    c = np.full((300, 200), 0.7, np.float32)
+    assert np.allclose(resize(c, 17, 9), 0.7, atol=1e-5)
+    assert np.allclose(resize(c, 611, 405), 0.7, atol=1e-5)
+
+
+def test_onnx_matches_torch():
+    """The shipped weights in the torch network (models/net.py) agree with ONNX Runtime within 1e-4."""
+    torch = pytest.importorskip("torch")
+    onnx = pytest.importorskip("onnx")
+    import onnxruntime as ort
+    from onnx import numpy_helper
+    from stillflow.models.net import MotionUNet
+
+    m = onnx.load(str(DEFAULT_MODEL_PATH))
+    weights = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    net = MotionUNet(base=weights["stem.c1.weight"].shape[0]).eval()
+    sd = net.state_dict()
+    missing = set(sd) - set(weights)
+    assert not missing, f"ONNX initializers lack {sorted(missing)[:5]}"
+    net.load_state_dict({k: torch.from_numpy(np.array(weights[k])) for k in sd})
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 6, 64, 96, generator=g)
+    x[:, 4:6] = (x[:, 4:6] - 0.5) * 6
+    with torch.no_grad():
+        ref = net(x).numpy()
+    sess = ort.InferenceSession(str(DEFAULT_MODEL_PATH), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    assert np.abs(ref - got).max() < 1e-4
