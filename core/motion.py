@@ -75,8 +75,10 @@ def predict_motion(
             raw = model.predict(image, mask=motion_mask, hint_field=hint_field)
             provider = model.provider
             used = "model+hints" if hint_field is not None else "model"
-        except StillflowError as err:
+        except (StillflowError, ImportError) as err:
             if source == "model" or hint_field is None:
+                if isinstance(err, ImportError):
+                    raise StillflowError(f"the motion model cannot run here ({err}): use --motion hints") from None
                 raise
             notes.append(f"motion model unavailable ({err}); using the hint arrows alone")
             log.warning(notes[-1])
