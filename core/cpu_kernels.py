@@ -19,6 +19,7 @@ _FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # A stream whose 3x3 mean tap count reaches this is dense at a pixel (an unstretched stream has exactly 1,
 # give or take rounding): its own normalised splat is the colour there.
 DENSE = 0.98
+OFFSET = 1 << 20  # splat targets are never this far outside the image
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -44,60 +45,68 @@ def row_reach(flow):  # pragma: no cover - compiled
     return lo, hi
 
 
+@njit(inline="always", fastmath=_FAST)
+def _tap(acc, y, x, tap, ww, r, g, b, src, sy, sx, c, scale, count):  # pragma: no cover - compiled
+    """Add one bilinear tap. For RGB sources r, g, b hold w * colour, premultiplied once per source pixel."""
+    k = tap * ww
+    if c == 3:
+        acc[y, x, 0] += tap * r
+        acc[y, x, 1] += tap * g
+        acc[y, x, 2] += tap * b
+    else:
+        for ch in range(c):
+            acc[y, x, ch] += k * src[sy, sx, ch]
+    acc[y, x, c] += k
+    if count:
+        acc[y, x, c + 1] += tap * scale
+
+
 @njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
 def splat_accumulate(acc, src, flow, weight, scale, lo, hi, nbands):  # pragma: no cover - compiled
     """acc[..., :C] += scale * w * src and acc[..., C] += scale * w, splatted bilinearly along flow.
 
     When acc has a channel more (C + 2), it also counts coverage: acc[..., C + 1] += scale * bilinear tap.
-    Three-channel sources take an unrolled path (about 25% faster than the channel loop).
+    RGB sources take an unrolled path (about a third faster than the channel loop).
     """
     h, w, c = src.shape
     count = acc.shape[2] > c + 1
     band = (h + nbands - 1) // nbands
-    one = np.float32(1.0)
-    for b in prange(nbands):
-        y0 = b * band
+    for bnd in prange(nbands):
+        y0 = bnd * band
         y1 = min(h, y0 + band)
         for sy in range(h):
             if hi[sy] < y0 or lo[sy] >= y1:
                 continue
-            fsy = np.float32(sy)
             for sx in range(w):
                 fx = flow[sy, sx, 0]
                 fy = flow[sy, sx, 1]
                 if fx != fx or fy != fy:  # NaN: the particle left the image
                     continue
-                tx = np.float32(sx) + fx
-                ty = fsy + fy
-                flx = math.floor(tx)
-                fly = math.floor(ty)
-                ix = int(flx)
-                iy = int(fly)
-                ax = tx - flx
-                ay = ty - fly
+                tx = sx + fx
+                ty = sy + fy
+                # floor without a libm call: targets stay within one step of the image, far above -OFFSET
+                ix = int(tx + OFFSET) - OFFSET
+                iy = int(ty + OFFSET) - OFFSET
+                ax = tx - ix
+                ay = ty - iy
                 ww = weight[sy, sx] * scale
-                for dy in range(2):
-                    yy = iy + dy
-                    if yy < y0 or yy >= y1:
-                        continue
-                    wy = ay if dy == 1 else one - ay
-                    for dx in range(2):
-                        xx = ix + dx
-                        if xx < 0 or xx >= w:
-                            continue
-                        tap = wy * (ax if dx == 1 else one - ax)
-                        k = tap * ww
-                        a = acc[yy, xx]
-                        if c == 3:
-                            a[0] += k * src[sy, sx, 0]
-                            a[1] += k * src[sy, sx, 1]
-                            a[2] += k * src[sy, sx, 2]
-                        else:
-                            for ch in range(c):
-                                a[ch] += k * src[sy, sx, ch]
-                        a[c] += k
-                        if count:
-                            a[c + 1] += tap * scale
+                r = g = b = 0.0
+                if c == 3:
+                    r = src[sy, sx, 0] * ww
+                    g = src[sy, sx, 1] * ww
+                    b = src[sy, sx, 2] * ww
+                in0 = 0 <= ix < w
+                in1 = -1 <= ix < w - 1
+                if y0 <= iy < y1:
+                    if in0:
+                        _tap(acc, iy, ix, (1.0 - ay) * (1.0 - ax), ww, r, g, b, src, sy, sx, c, scale, count)
+                    if in1:
+                        _tap(acc, iy, ix + 1, (1.0 - ay) * ax, ww, r, g, b, src, sy, sx, c, scale, count)
+                if y0 <= iy + 1 < y1:
+                    if in0:
+                        _tap(acc, iy + 1, ix, ay * (1.0 - ax), ww, r, g, b, src, sy, sx, c, scale, count)
+                    if in1:
+                        _tap(acc, iy + 1, ix + 1, ay * ax, ww, r, g, b, src, sy, sx, c, scale, count)
 
 
 @njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
