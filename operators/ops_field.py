@@ -13,7 +13,7 @@ from . import blender_io, field_mesh, mask_hints
 from .common import get_field_image, get_photo, reports_errors, unique_datablock_name
 from .preferences import get_preferences
 
-SOURCE_TO_CORE = {"MODEL": "model", "HINTS": "hints", "BOTH": "auto"}
+SOURCE_TO_CORE = {"AUTO": "auto", "MODEL": "model", "HINTS": "hints", "BOTH": "model"}
 
 
 @dataclass

@@ -14,6 +14,7 @@ from bpy.props import (
 )
 
 MOTION_SOURCES = (
+    ("AUTO", "Automatic", "The hint arrows when there are any (they follow what you drew best), else the model"),
     ("MODEL", "Model", "Predict the motion with the bundled motion model"),
     ("HINTS", "Hints", "Build the motion from the arrows and masks of the hints Mask only"),
     ("BOTH", "Model + Hints", "Predict with the model, guided by the hints Mask"),
@@ -51,7 +52,7 @@ class StillflowSettings(bpy.types.PropertyGroup):
         poll=_is_not_field,
         description="The still photo to animate (empty: the image shown in the Image Editor)",
     )
-    motion_source: EnumProperty(name="Motion", items=MOTION_SOURCES, default="BOTH")
+    motion_source: EnumProperty(name="Motion", items=MOTION_SOURCES, default="AUTO")
     hints: PointerProperty(
         name="Hints",
         type=bpy.types.Mask,

@@ -13,7 +13,7 @@ def test_enabled_from_checkout(blender, stillflow_ext):
     assert prefs.device == "auto"
     settings = bpy.context.scene.stillflow
     assert (settings.frames, settings.fps, settings.speed) == (60, 30.0, 1.0)
-    assert settings.motion_source == "BOTH" and settings.outputs == {"SEQUENCER"}
+    assert settings.motion_source == "AUTO" and settings.outputs == {"SEQUENCER"}
     assert bpy.context.window_manager.stillflow.running is False
     for name in (
         "predict_motion",

@@ -128,3 +128,22 @@ def test_field_files_round_trip(tmp_path, suffix):
     np.save(tmp_path / "inf.npy", m)
     with pytest.raises(InputError, match="NaN or infinite"):
         load_field(tmp_path / "inf.npy")
+
+
+def test_auto_motion_source_uses_arrows_when_drawn_else_the_model(tmp_path):
+    from stillflow.core.errors import StillflowError
+    from stillflow.core.imageio import load_image
+
+    img = load_image(ROOT / "samples" / "mcway_falls.jpg", max_size=256).rgb
+    h, w = img.shape[:2]
+    arrows = H.Hints(arrows=[H.Arrow((20, 20), (60, 20), 20)])
+    assert predict_motion(img, hints=arrows).source_used == "hints"
+    guided = predict_motion(img, hints=arrows, source="model")
+    assert guided.source_used == "model+hints" and guided.provider
+    alone = predict_motion(img)  # no arrows: the shipped network
+    assert alone.source_used == "model" and alone.field.shape == (h, w, 2)
+    assert np.abs(alone.field).max() > 0.05  # it predicts motion somewhere in a photo of a waterfall and sea
+    with pytest.raises(StillflowError, match="not found"):
+        predict_motion(img, model_path=str(tmp_path / "missing.onnx"))
+    # with arrows, a missing model does not matter
+    assert predict_motion(img, hints=arrows, model_path=str(tmp_path / "missing.onnx")).source_used == "hints"
