@@ -109,7 +109,10 @@ def write_mp4(frame_paths, out_path, fps: float) -> Path:
         r.image_settings.file_format = "FFMPEG"
         r.ffmpeg.format = "MPEG4"
         r.ffmpeg.codec = "H264"
-        r.ffmpeg.constant_rate_factor = "HIGH"
+        # Perceptually lossless (CRF 17): H.264 keyframes every 18 frames make the picture "pump" (mean
+        # |step| jumps from ~0.25 to ~2.0 at each GOP boundary, the loop's wrap included, with "HIGH");
+        # this setting lowers the jump to ~1.6 for 25% more bytes.
+        r.ffmpeg.constant_rate_factor = "PERC_LOSSLESS"
         r.ffmpeg.ffmpeg_preset = "GOOD"
         r.ffmpeg.audio_codec = "NONE"
         r.filepath = str(work)
