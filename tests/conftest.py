@@ -11,7 +11,22 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
-EXT_REPO_MODULE = "sftest"  # extensions repository: the extension loads as bl_ext.sftest.stillflow
+EXT_REPO_MODULE = "sftest"
+
+
+def _load_cli_helpers() -> None:
+    """Make tests/cli_helpers.py importable as `stillflow_cli_test_helpers` (tests are not a package)."""
+    import sys
+
+    name = "stillflow_cli_test_helpers"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("cli_helpers.py"))
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+
+
+_load_cli_helpers()  # extensions repository: the extension loads as bl_ext.sftest.stillflow
 
 
 def _has_bpy() -> bool:

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+import stillflow_cli_test_helpers as h  # noqa: E402  (registered by conftest.py)
 from PIL import Image
 
-
-def _helpers():
-    name = "stillflow_cli_test_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("cli_helpers.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-h = _helpers()
 DATA = h.DATA
 FRAMES = 4
 
