@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import stillflow_cli_test_helpers as h  # noqa: E402  (registered by conftest.py)
+import stillflow_cli_test_helpers as h  # registered by conftest.py
 from PIL import Image
 
 DATA = h.DATA
