@@ -95,9 +95,8 @@ def test_full_build_with_wheels(blender, stillflow_ext, tmp_path):
     for z in zips:
         with zipfile.ZipFile(z) as zf:
             wheels = [f for f in zf.namelist() if f.endswith(".whl")]
-        assert {w.split("/")[-1].split("-")[0] for w in wheels} == {"onnxruntime", "numba", "llvmlite"}, (
-            z.name
-        )
+        names = {w.split("/")[-1].split("-")[0] for w in wheels}
+        assert names == {"onnxruntime", "numba", "llvmlite", "pillow", "openexr", "tqdm"}, z.name
         assert not [w for w in wheels if "numpy" in w]
 
 
@@ -111,8 +110,8 @@ assert "bl_ext.sfzip.stillflow" in bpy.context.preferences.addons
 IMPORT_CHECK = """
 import sys
 sys.path.insert(0, sys.argv[1])
-import numba, onnxruntime
-for m in (numba, onnxruntime):
+import numba, onnxruntime, PIL, OpenEXR
+for m in (numba, onnxruntime, PIL, OpenEXR):
     assert m.__file__.startswith(sys.argv[1]), m.__file__
 print(onnxruntime.get_available_providers())
 """
