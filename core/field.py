@@ -154,16 +154,42 @@ def feather_inside(mask: np.ndarray, px: float) -> np.ndarray:
     return (smoothstep(2.0 * inner - 1.0) * m).astype(np.float32)
 
 
+def directional_feather(mask: np.ndarray, field: np.ndarray, px: float) -> np.ndarray:
+    """Feather weight that fades motion only where it crosses the mask edge.
+
+    Where motion runs into or out of the edge (a wave onto the beach, the top and foot of a waterfall) the
+    moving region would slide over the still one and tear: there the weight is ``feather_inside``. Where it
+    runs along the edge (the sides of a waterfall, a river between its banks) the edge stays where it is,
+    and fading would only shear thin regions into jagged streaks: there the weight stays 1. In between it
+    follows |cos| of the angle between the motion and the edge normal.
+    """
+    m = (np.asarray(mask, np.float32) > 0.5).astype(np.float32)
+    fade = feather_inside(m, px)
+    r = max(1, int(round(px / 3.0)))
+    soft = box_blur(m, r)
+    gy, gx = np.gradient(soft)
+    gn = np.hypot(gx, gy)
+    speed = np.hypot(field[..., 0], field[..., 1])
+    ok = (gn > 1e-6) & (speed > 1e-6)
+    across = np.ones_like(m)  # no edge nearby or no motion: plain feather (it is 1 deep inside anyway)
+    across[ok] = np.abs(gx[ok] * field[..., 0][ok] + gy[ok] * field[..., 1][ok]) / (gn[ok] * speed[ok])
+    return ((1.0 - (1.0 - fade) * across) * m).astype(np.float32)
+
+
 def shape_motion(
     field: np.ndarray,
     mask: np.ndarray | None = None,
     freeze: np.ndarray | None = None,
     feather_px: float = 12.0,
 ) -> np.ndarray:
-    """Apply the motion mask (faded smoothly to zero towards its edge) and the freeze multiplier."""
+    """Apply the motion mask (faded smoothly to zero where motion crosses its edge, see
+    ``directional_feather``) and the freeze multiplier."""
     out = np.array(field, np.float32, copy=True)
     if mask is not None:
-        weight = feather_inside(mask, feather_px) if feather_px > 0 else (mask > 0.5).astype(np.float32)
+        if feather_px > 0:
+            weight = directional_feather(mask, out, feather_px)
+        else:
+            weight = (np.asarray(mask) > 0.5).astype(np.float32)
         out *= weight[..., None]
     if freeze is not None:
         out *= np.asarray(freeze, np.float32)[..., None]

@@ -147,3 +147,22 @@ def test_auto_motion_source_uses_arrows_when_drawn_else_the_model(tmp_path):
         predict_motion(img, model_path=str(tmp_path / "missing.onnx"))
     # with arrows, a missing model does not matter
     assert predict_motion(img, hints=arrows, model_path=str(tmp_path / "missing.onnx")).source_used == "hints"
+
+
+def test_feather_fades_motion_only_where_it_crosses_the_mask_edge():
+    from stillflow.core.field import shape_motion
+
+    h, w = 120, 60
+    mask = np.zeros((h, w), np.float32)
+    mask[20:100, 24:36] = 1  # a thin waterfall, 12 px wide
+    down = np.zeros((h, w, 2), np.float32)
+    down[..., 1] = 1.5  # falling along the strip
+    out = shape_motion(down, mask, feather_px=12)
+    speed = np.hypot(out[..., 0], out[..., 1])
+    assert speed[60, 24:36].min() > 0.95 * 1.5  # along its sides: full speed across the whole width
+    assert speed[21, 30] < 0.2 * 1.5 and speed[98, 30] < 0.2 * 1.5  # into / out of its ends: faded
+    assert speed[:, :24].max() == 0 and speed[:19].max() == 0  # nothing outside the mask moves
+    across = np.zeros((h, w, 2), np.float32)
+    across[..., 0] = 1.5  # the same strip with motion across it fades at its sides
+    speed_x = np.hypot(*shape_motion(across, mask, feather_px=12).transpose(2, 0, 1))
+    assert speed_x[60, 24] < 0.2 * 1.5
