@@ -151,7 +151,9 @@ def check_writable_dir(folder: str | Path) -> Path:
         probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".stillflow-probe-", delete=True)
         probe.close()
     except OSError as err:
-        raise InputError(f"cannot write to the output folder {folder}: {err.strerror or err}") from None
+        raise InputError(
+            f"cannot write to the output folder {folder} ({err.strerror or err}): choose another folder"
+        ) from None
     return folder
 
 

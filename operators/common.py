@@ -90,18 +90,6 @@ def output_base(settings) -> tuple[Path, str]:
     ) / "stillflow", "a temporary folder (save the .blend to keep them beside it)"
 
 
-def check_writable(folder: Path) -> None:
-    """InputError unless `folder` exists (or can be made) and accepts a file."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".stillflow-check-"):
-            pass
-    except OSError as err:
-        raise InputError(
-            f"Cannot write to the output folder {folder} ({err.strerror or err}): choose another folder"
-        ) from None
-
-
 def unique_datablock_name(collection, base: str) -> str:
     """`base`, or `base.001`, ... : the first name not used in `collection` (never reuse an existing one)."""
     if base not in collection:

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.imageio import check_writable_dir
 from ..core.render import RenderSettings, render_loop
-from .common import check_writable
 from .outputs import EXTENSIONS, FrameWriter
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class RenderJob:
     def start(self) -> None:
         if self.out_dir.exists() and any(self.out_dir.iterdir()) and not self.overwrite:
             raise InputError(f"{self.out_dir} already holds files: enable Overwrite or choose another folder")
-        check_writable(self.out_dir.parent)
+        check_writable_dir(self.out_dir.parent)
         self._partial = self.out_dir.parent / f".{self.out_dir.name}.partial-{os.getpid()}"
         shutil.rmtree(self._partial, ignore_errors=True)
         self._partial.mkdir(parents=True)

@@ -205,7 +205,7 @@ def test_bad_input_reports_errors(blender, photo, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     settings.output_dir = str(blocker / "sub")
-    with pytest.raises(RuntimeError, match="Cannot write to the output folder"):
+    with pytest.raises(RuntimeError, match="cannot write to the output folder"):
         bpy.ops.stillflow.render_loop()
 
     settings.motion_source = "HINTS"
