@@ -168,11 +168,10 @@ def directional_feather(mask: np.ndarray, field: np.ndarray, px: float) -> np.nd
     r = max(1, int(round(px / 3.0)))
     soft = box_blur(m, r)
     gy, gx = np.gradient(soft)
-    gn = np.hypot(gx, gy)
     speed = np.hypot(field[..., 0], field[..., 1])
-    ok = (gn > 1e-6) & (speed > 1e-6)
-    across = np.ones_like(m)  # no edge nearby or no motion: plain feather (it is 1 deep inside anyway)
-    across[ok] = np.abs(gx[ok] * field[..., 0][ok] + gy[ok] * field[..., 1][ok]) / (gn[ok] * speed[ok])
+    # |cos| between the motion and the edge normal; the small constants keep it continuous where either the
+    # gradient (deep inside or far outside the mask, where the fade is 1 or the mask 0) or the motion vanishes
+    across = np.abs(gx * field[..., 0] + gy * field[..., 1]) / ((np.hypot(gx, gy) + 1e-3) * (speed + 1e-6))
     return ((1.0 - (1.0 - fade) * across) * m).astype(np.float32)
 
 
