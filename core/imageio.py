@@ -148,8 +148,10 @@ def check_writable_dir(folder: str | Path) -> Path:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".stillflow-probe-", delete=True)
-        probe.close()
+        # An unnamed file (O_TMPFILE on Linux; elsewhere unlinked at once): nothing is left behind even
+        # when the process is killed during the check.
+        with tempfile.TemporaryFile(dir=folder, prefix=".stillflow-probe-"):
+            pass
     except OSError as err:
         raise InputError(
             f"cannot write to the output folder {folder} ({err.strerror or err}): choose another folder"

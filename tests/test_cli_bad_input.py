@@ -286,7 +286,7 @@ def test_read_only_output_folder_in_process(tmp_path, monkeypatch):
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(tempfile, "NamedTemporaryFile", denied)
+    monkeypatch.setattr(tempfile, "TemporaryFile", denied)  # the write probe of core.imageio.check_writable_dir
     out = tmp_path / "ro"
     out.mkdir()
     code = cli.main(["animate", str(PHOTO), "--hints", str(_hints_for(tmp_path, (128, 72))), "--motion", "hints",
