@@ -148,10 +148,16 @@ def feather_inside(mask: np.ndarray, px: float) -> np.ndarray:
     m = (np.asarray(mask, np.float32) > 0.5).astype(np.float32)
     if px <= 0:
         return m
+    return _fade_inside(m, _edge_blur(m, px))
+
+
+def _edge_blur(m: np.ndarray, px: float) -> np.ndarray:
     # Three box passes of radius r spread an edge over about 3 r pixels each side.
-    r = max(1, int(round(px / 3.0)))
-    inner = box_blur(m, r)
-    return (smoothstep(2.0 * inner - 1.0) * m).astype(np.float32)
+    return box_blur(m, max(1, int(round(px / 3.0))))
+
+
+def _fade_inside(m: np.ndarray, soft: np.ndarray) -> np.ndarray:
+    return (smoothstep(2.0 * soft - 1.0) * m).astype(np.float32)
 
 
 def directional_feather(mask: np.ndarray, field: np.ndarray, px: float) -> np.ndarray:
@@ -164,9 +170,8 @@ def directional_feather(mask: np.ndarray, field: np.ndarray, px: float) -> np.nd
     follows |cos| of the angle between the motion and the edge normal.
     """
     m = (np.asarray(mask, np.float32) > 0.5).astype(np.float32)
-    fade = feather_inside(m, px)
-    r = max(1, int(round(px / 3.0)))
-    soft = box_blur(m, r)
+    soft = _edge_blur(m, px)
+    fade = _fade_inside(m, soft)
     gy, gx = np.gradient(soft)
     speed = np.hypot(field[..., 0], field[..., 1])
     # |cos| between the motion and the edge normal; the small constants keep it continuous where either the

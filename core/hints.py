@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .field import box_blur, smoothstep
+from .field import box_blur, resize_bilinear, smoothstep
 
 Point = tuple[float, float]
 DEFAULT_ARROW_FRAMES = 50.0
@@ -258,8 +258,6 @@ def dense_from_arrows(arrows: list[Arrow], shape: tuple[int, int], sigma: float 
     coarse = np.einsum("kij,kc->ijc", g, vel).astype(np.float32)
     if step == 1:
         return coarse[:h, :w]
-    from .field import resize_bilinear
-
     return resize_bilinear(coarse, (gh * step, gw * step))[:h, :w].copy()
 
 
@@ -287,12 +285,6 @@ def freeze_from_hints(hints: Hints, shape: tuple[int, int]) -> np.ndarray | None
         region = rasterize_polygons(hints.freeze_polygons, shape)
         r = max(1, int(round(radius / 3.0)))
         spread = box_blur(region, r)
-        mult = np.minimum(mult, 1.0 - np.clip(2.0 * spread, 0.0, 1.0) * 1.0)
+        mult = np.minimum(mult, 1.0 - np.clip(2.0 * spread, 0.0, 1.0))
         mult[region > 0.5] = 0.0
     return mult.astype(np.float32)
-
-
-def motion_from_hints(hints: Hints, shape: tuple[int, int], sigma: float | None = None) -> np.ndarray:
-    """Dense motion from the arrows alone (no mask, no freeze): see :func:`dense_from_arrows`."""
-    hints.validate(shape[1], shape[0])
-    return dense_from_arrows(hints.arrows, shape, sigma)

@@ -21,19 +21,19 @@ def _gray(rgb: np.ndarray) -> np.ndarray:
     return (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.float32)
 
 
-def laplacian_energy(gray: np.ndarray, region: np.ndarray) -> float:
+def laplacian(gray: np.ndarray) -> np.ndarray:
     lap = np.zeros_like(gray)
-    lap[1:-1, 1:-1] = (
-        gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
-    )
+    lap[1:-1, 1:-1] = gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
+    return lap
+
+
+def laplacian_energy(lap: np.ndarray, region: np.ndarray) -> float:
     return float((lap[region] ** 2).mean()) if region.any() else 0.0
 
 
-def _tile_energy(gray: np.ndarray, region: np.ndarray, tile: int = 16) -> np.ndarray:
+def _tile_energy(lap: np.ndarray, region: np.ndarray, tile: int = 16) -> np.ndarray:
     """Mean squared Laplacian per tile (NaN for tiles mostly outside the region)."""
-    lap = np.zeros_like(gray)
-    lap[1:-1, 1:-1] = gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
-    h, w = gray.shape
+    h, w = lap.shape
     th, tw = h // tile, w // tile
     e = (lap[: th * tile, : tw * tile] ** 2).reshape(th, tile, tw, tile).mean(axis=(1, 3))
     inside = region[: th * tile, : tw * tile].reshape(th, tile, tw, tile).mean(axis=(1, 3)) > 0.9
@@ -69,8 +69,9 @@ class QualityMeter:
     def add(self, rgb: np.ndarray, hole_fraction: float = 0.0) -> None:
         gray = _gray(rgb)
         region = self.mask if self.mask is not None else np.ones(gray.shape, bool)
-        self.sharp.append(laplacian_energy(gray, region))
-        tiles = _tile_energy(gray, region)
+        lap = laplacian(gray)
+        self.sharp.append(laplacian_energy(lap, region))
+        tiles = _tile_energy(lap, region)
         if self.tile_e0 is None:
             self.tile_e0 = tiles
             valid = tiles[np.isfinite(tiles)]

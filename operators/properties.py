@@ -79,7 +79,7 @@ class StillflowSettings(bpy.types.PropertyGroup):
         min=0.0,
         soft_max=100.0,
         subtype="PIXEL",
-        description="Fade the motion towards the mask edge over this many pixels",
+        description="Fade the motion over this many pixels where it runs into or out of the mask edge",
     )
     outputs: EnumProperty(
         name="Add To",
