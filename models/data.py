@@ -18,6 +18,7 @@ Public entry points:
     sample_hints(rng, motion, mask) -> list of (x, y, dx, dy)
     dense_from_points(points, shape, sigma=None) -> (H,W,2)   normalised Gaussian interpolation (DESIGN.md)
     make_sample(seed, size=160, p_hint=0.5, p_mask=0.5) -> dict of network input (6,H,W) and target (2,H,W)
+    sample_from_scene(rng, rgb, motion, size, ...) -> the same from any scene (models/render_data.py's too)
 """
 
 from __future__ import annotations
@@ -456,14 +457,14 @@ def make_scene(rng, h=192, w=192):
         rgb = rgb * (1 - a_soft) + tex * a_soft
         sel = alpha > 0.5
         mot[sel] = m[sel]
-    rgb = _photometric(rng, rgb)
+    rgb = photometric(rng, rgb)
     mag = np.linalg.norm(mot, axis=-1)
     mask = (mag > MOTION_THRESHOLD).astype(np.float32)
     mot = mot * mask[..., None]
     return {"rgb": rgb, "motion": mot.astype(np.float32), "mask": mask, "kind": str(kind)}
 
 
-def _photometric(rng, rgb):
+def photometric(rng, rgb):
     """Colour jitter: exposure, contrast, saturation, white balance, gamma, blur, sensor noise."""
     img = rgb * rng.uniform(0.75, 1.2)
     img = (img - 0.5) * rng.uniform(0.8, 1.25) + 0.5
@@ -549,20 +550,27 @@ def build_input(rgb, mask=None, hint_field=None):
 
 
 def make_sample(seed, size=160, p_hint=0.5, p_mask=0.5, scene_size=None):
-    """One training sample from a seed: crop, flip, speed scaling, mask/hint dropout.
-
-    Returns dict(x (6,H,W), y (2,H,W), mask_true (H,W), has_hint, has_mask).
-    """
+    """One training sample from a seed: a procedural scene, then ``sample_from_scene``."""
     rng = np.random.default_rng(seed)
     ss = scene_size or int(size * rng.uniform(1.0, 1.3))
     sc = make_scene(rng, ss, ss)
-    rgb, mot, mask = sc["rgb"], sc["motion"], sc["mask"]
-    oy, ox = rng.integers(0, ss - size + 1), rng.integers(0, ss - size + 1)
+    return sample_from_scene(rng, sc["rgb"], sc["motion"], size, p_hint, p_mask)
+
+
+def sample_from_scene(rng, rgb, mot, size, p_hint=0.5, p_mask=0.5, jitter=False):
+    """Crop, flip, speed scaling, mask/hint dropout of one scene (procedural or rendered); ``jitter`` applies
+    ``photometric`` to the crop (procedural scenes have it already).
+
+    Returns dict(x (6,H,W), y (2,H,W), mask_true (H,W), has_hint, has_mask).
+    """
+    h, w = rgb.shape[:2]
+    oy, ox = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
     rgb = rgb[oy : oy + size, ox : ox + size]
     mot = mot[oy : oy + size, ox : ox + size]
-    mask = mask[oy : oy + size, ox : ox + size]
+    if jitter:
+        rgb = photometric(rng, rgb)
     if rng.random() < 0.5:  # horizontal flip: dx changes sign
-        rgb, mot, mask = rgb[:, ::-1], mot[:, ::-1] * np.array([-1, 1], np.float32), mask[:, ::-1]
+        rgb, mot = rgb[:, ::-1], mot[:, ::-1] * np.array([-1, 1], np.float32)
     mot = mot * rng.uniform(0.6, 1.6)  # speed scaling
     mask = (np.linalg.norm(mot, axis=-1) > MOTION_THRESHOLD).astype(np.float32)
     mot = mot * mask[..., None]

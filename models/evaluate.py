@@ -62,13 +62,29 @@ def _arrows(pts, length=40.0):
     return out
 
 
-def evaluate(model, n=120, h=384, w=512):
-    rows = defaultdict(list)
-    per_kind = defaultdict(lambda: defaultdict(list))
+def procedural_scenes(n, h=384, w=512):
+    """(rng, scene) for the held-out procedural seeds EVAL_SEED_START .. + n - 1."""
     for i in range(n):
         rng = np.random.default_rng(EVAL_SEED_START + i)
-        sc = make_scene(rng, h, w)
+        yield rng, make_scene(rng, h, w)
+
+
+def rendered_scenes(cache=None, n=None):
+    """(rng, scene) for the held-out Blender-rendered scenes in render_data's cache (seeds >= EVAL_SEED_START)."""
+    from . import render_data
+
+    cache = cache or render_data.DEFAULT_CACHE
+    seeds = [s for s in render_data.cached_seeds(cache) if s >= EVAL_SEED_START][:n]
+    for seed in seeds:
+        yield np.random.default_rng([seed, 2]), render_data.load_cached(seed, cache)
+
+
+def evaluate(model, scenes):
+    rows = defaultdict(list)
+    per_kind = defaultdict(lambda: defaultdict(list))
+    for rng, sc in scenes:
         rgb, gt, mask = sc["rgb"], sc["motion"], sc["mask"]
+        h, w = mask.shape
         if mask.sum() < 50:
             continue
         pts = sample_hints(rng, gt, mask)
@@ -115,9 +131,10 @@ def evaluate(model, n=120, h=384, w=512):
     return rows, per_kind
 
 
-def print_table(rows, per_kind, n_scenes):
+def print_table(rows, per_kind, title):
+    n_scenes = len(rows[("mask + hints", "model")])
     print(
-        f"held-out procedural scenes: {n_scenes} (seeds {EVAL_SEED_START}+), 384x512, metrics inside the true mask"
+        f"{title}: {n_scenes} scenes (seeds {EVAL_SEED_START}+, never trained on), metrics inside the true mask"
     )
     print("| condition | field | EPE in mask | mean cosine in mask | EPE whole image |")
     print("|---|---|---|---|---|")
@@ -190,12 +207,20 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="Evaluate the motion model on held-out procedural scenes.")
     ap.add_argument("--model", default=None)
     ap.add_argument("--n", type=int, default=120)
+    ap.add_argument("--rendered", type=int, default=30, help="held-out rendered scenes to use (0: none)")
     ap.add_argument("--photos", nargs="*", default=["/work/shared/samples/mcway_falls_waterfall_sea.jpg"])
     ap.add_argument("--photos-out", default="/tmp")
     a = ap.parse_args(argv)
     model = MotionModel(a.model, device="cpu")
-    rows, per_kind = evaluate(model, a.n)
-    print_table(rows, per_kind, len(rows[("mask + hints", "model")]))
+    print_table(*evaluate(model, procedural_scenes(a.n)), "held-out procedural scenes, 384x512")
+    if a.rendered:
+        rows, per_kind = evaluate(model, rendered_scenes(n=a.rendered))
+        if rows:
+            print_table(rows, per_kind, "held-out Blender-rendered scenes (models/render_data.py), 384x512")
+        else:
+            print(
+                "no held-out rendered scenes cached: python -m stillflow.models.render_data --start 10000000"
+            )
     run_photos(model, a.photos, a.photos_out)
     return 0
 

@@ -69,6 +69,21 @@ def test_hints_steer_the_field(model, beach):
     assert means[0] > 0.5 and means[1] < -0.5, means
 
 
+def test_all_ones_mask_is_no_mask(model, beach):
+    """The net derives "mask given" from the mask itself: a mask over the whole picture means "no mask"."""
+    rgb, mask = beach
+    hint = np.zeros(rgb.shape[:2] + (2,), np.float32)
+    hint[..., 1] = 1.5
+    ones = np.ones(rgb.shape[:2], np.float32)
+    for hf in (None, hint):
+        assert np.allclose(
+            model.predict(rgb, mask=ones, hint_field=hf), model.predict(rgb, hint_field=hf), atol=1e-5
+        )
+    # and a real mask changes what the hints do: inside it they pass through more strongly than with no mask
+    with_mask = model.predict(rgb, mask=mask, hint_field=hint)[mask > 0.5, 1].mean()
+    assert with_mask > 0.5, with_mask
+
+
 def test_odd_sizes_and_uint8(model):
     rng = np.random.default_rng(0)
     img = (rng.random((37, 53, 3)) * 255).astype(np.uint8)
@@ -136,3 +151,23 @@ def test_onnx_matches_torch():
     sess = ort.InferenceSession(str(DEFAULT_MODEL_PATH), providers=["CPUExecutionProvider"])
     got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
     assert np.abs(ref - got).max() < 1e-4
+
+
+@pytest.mark.slow
+def test_rendered_scene_vector_pass_is_the_motion_that_happens():
+    """models/render_data.py: Cycles' Vector pass, read with our sign convention, is the motion between the
+    rendered frames 1 and 2 (OpenCV's DIS optical flow of the two renders agrees in direction and size)."""
+    pytest.importorskip("bpy")
+    import cv2
+    from stillflow.models.render_data import render_scene
+
+    s = render_scene(5, 160, 120, samples=16, kind="river", next_frame=True)
+    a, b, m = s["rgb"], s["rgb_next"], s["motion"]
+    moving = np.linalg.norm(m, axis=-1) > 0.3
+    assert 0.05 < moving.mean() < 0.98, moving.mean()
+    grey = [(x.mean(-1) * 255).astype(np.uint8) for x in (a, b)]
+    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(grey[0], grey[1], None)
+    v, f = np.median(m[moving], 0), np.median(flow[moving], 0)
+    cos = float(v @ f / (np.linalg.norm(v) * np.linalg.norm(f)))
+    assert cos > 0.95, (v, f)
+    assert 0.6 < np.linalg.norm(f) / np.linalg.norm(v) < 1.4, (v, f)
