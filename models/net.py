@@ -6,6 +6,20 @@ Output (N, 2, H, W): motion field dx, dy in px/frame at the input resolution (+d
 
 H and W must be multiples of ``MotionUNet.multiple`` (16); ``predict_padded`` pads any size (edge
 replication) and crops the result, and so does core/model.py around the ONNX export.
+
+Two heads read the decoder's full-resolution features:
+- ``head`` (the motion head): a correction ``c`` and a hint gate ``g``; without hints, M = c.
+- ``hint_head`` (the hint head, used only when the picture has hints): a gate change ``dg``, a log speed
+  ratio ``u``, a rotation ``v`` and a correction ``c2``, so that
+  ``M = sigmoid(g + dg + k * given * mask) * exp(u) * R(v) hint + c + c2``.
+  Rotating and scaling the user's vectors (rather than adding to them) keeps the result proportional to the
+  hints, as the speed scaling of training asks for.
+"Mask given" and "hints given" are derived inside the net, not passed in: ``given = 1 - min(mask)`` over each
+picture (0 when the mask is all ones, i.e. no mask), ``hinted = 1`` when any hint vector is non-zero. Without
+``given`` the net cannot tell "no mask" (where the hint field spreads over land that must stay still) from
+"a mask over this region" (where the hints should pass through) deep inside a large mask. Because the hint
+head's terms vanish without hints, it can be trained with the rest of the net frozen: the motion the net
+predicts without hints does not change (models/train.py ``--freeze-backbone``).
 """
 
 from __future__ import annotations
@@ -45,8 +59,26 @@ class MotionUNet(nn.Module):
         self.head = nn.Sequential(
             nn.Conv2d(ch[0] + 3, ch[0], 3, padding=1), nn.LeakyReLU(0.1), nn.Conv2d(ch[0], 3, 3, padding=1)
         )
+        self.hint_head = nn.Sequential(
+            nn.Conv2d(ch[0] + 4, ch[0], 3, padding=1),
+            nn.LeakyReLU(0.1),
+            nn.Conv2d(ch[0], ch[0], 3, padding=2, dilation=2),
+            nn.LeakyReLU(0.1),
+            nn.Conv2d(ch[0], 5, 3, padding=1),
+        )
+        nn.init.zeros_(self.hint_head[-1].weight)  # starts as "pass the hints through": dg = u = v = c2 = 0
+        nn.init.zeros_(self.hint_head[-1].bias)
+        self.gate_given = nn.Parameter(torch.tensor(2.0))  # gate logit added inside a given mask
         self.act = nn.LeakyReLU(0.1)
         self.depth = depth
+
+    def backbone_parameters(self):
+        """Everything but the hint head: what ``--freeze-backbone`` keeps fixed."""
+        hint = {id(p) for p in self.hint_parameters()}
+        return [p for p in self.parameters() if id(p) not in hint]
+
+    def hint_parameters(self):
+        return [*self.hint_head.parameters(), self.gate_given]
 
     def forward(self, x):
         rgb = x[:, 0:3] - 0.5
@@ -60,7 +92,15 @@ class MotionUNet(nn.Module):
         for i in reversed(range(self.depth)):
             y = self.dec[i](torch.cat([self.act(self.up[i](y)), feats[i]], 1))
         out = self.head(torch.cat([y, mask, hint], 1))
-        return (torch.sigmoid(out[:, 2:3]) * hint + out[:, 0:2]) / HINT_SCALE
+        given = (1.0 - torch.amin(mask, dim=(2, 3), keepdim=True)).expand_as(mask)
+        hinted = (torch.amax(hint.abs(), dim=(1, 2, 3), keepdim=True) > 0).to(hint.dtype)
+        h = self.hint_head(torch.cat([y, mask, hint, given], 1)) * hinted
+        gate = torch.sigmoid(out[:, 2:3] + h[:, 0:1] + self.gate_given * hinted * given * mask)
+        k = gate * torch.exp(h[:, 1:2].clamp(-3.0, 3.0))
+        cos, sin = k * torch.cos(h[:, 2:3]), k * torch.sin(h[:, 2:3])
+        hx, hy = hint[:, 0:1], hint[:, 1:2]
+        turned = torch.cat([cos * hx - sin * hy, sin * hx + cos * hy], 1)
+        return (turned + out[:, 0:2] + h[:, 3:5]) / HINT_SCALE
 
 
 def pad_to_multiple(x, m):

@@ -1,4 +1,5 @@
-"""Train Stillflow's motion U-Net on procedural scenes with known motion (models/data.py).
+"""Train Stillflow's motion U-Net on scenes with known motion: procedural (models/data.py) and, with
+``--p-rendered``, Blender-rendered ones (models/render_data.py, rendered into its cache beforehand).
 
     python -m stillflow.models.train --minutes 35 --out models/runs/motion.pt
 
@@ -15,18 +16,46 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from .data import make_sample
+from . import render_data
+from .data import make_sample, sample_from_scene
 from .net import MotionUNet, count_params
 
 EVAL_SEED_START = 10_000_000
 
 
 class ProceduralStream(IterableDataset):
-    def __init__(self, size, start=0, p_hint=0.5, p_mask=0.5):
+    """Endless samples: procedural scenes drawn from consecutive seeds, and with probability ``p_rendered`` a
+    Blender-rendered scene from ``models/render_data.py``'s cache (training seeds only) instead."""
+
+    def __init__(self, size, start=0, p_hint=0.5, p_mask=0.5, p_rendered=0.0, rendered_cache=None):
         self.size, self.start, self.p_hint, self.p_mask = size, start, p_hint, p_mask
+        self.p_rendered = p_rendered
+        self.rendered = []
+        if p_rendered > 0:
+            self.cache = rendered_cache or render_data.DEFAULT_CACHE
+            self.rendered = render_data.cached_seeds(self.cache, below=EVAL_SEED_START)
+            self._listed = time.time()
+            if not self.rendered:
+                raise SystemExit(
+                    f"no rendered scenes in {self.cache}: run python -m stillflow.models.render_data first"
+                )
+
+    def _sample(self, seed):
+        if self.p_rendered > 0:
+            rng = np.random.default_rng([seed, 1])
+            if rng.random() < self.p_rendered:
+                if time.time() - self._listed > 60:  # the renderer may still be adding scenes
+                    self.rendered = render_data.cached_seeds(self.cache, below=EVAL_SEED_START)
+                    self._listed = time.time()
+                sc = render_data.load_cached(self.rendered[int(rng.integers(len(self.rendered)))], self.cache)
+                return sample_from_scene(
+                    rng, sc["rgb"], sc["motion"], self.size, self.p_hint, self.p_mask, True
+                )
+        return make_sample(seed, self.size, self.p_hint, self.p_mask)
 
     def __iter__(self):
         info = get_worker_info()
@@ -35,13 +64,20 @@ class ProceduralStream(IterableDataset):
         while True:
             if seed >= EVAL_SEED_START:
                 raise RuntimeError("training seeds ran into the evaluation range")
-            s = make_sample(seed, self.size, self.p_hint, self.p_mask)
-            yield torch.from_numpy(s["x"]), torch.from_numpy(s["y"])
+            s = self._sample(seed)
+            inside = s["mask_true"] * float(s["has_mask"] and s["has_hint"])
+            yield torch.from_numpy(s["x"]), torch.from_numpy(s["y"]), torch.from_numpy(inside)
             seed += nw
 
 
-def epe(pred, target):
-    return torch.sqrt(((pred - target) ** 2).sum(1) + 1e-6).mean()
+def loss_fn(pred, target, inside, inside_weight):
+    """EPE over all pixels, plus ``inside_weight`` x the EPE inside the true moving region of the samples that
+    have both a mask and hints (the case where the user's arrows must be improved on, not just passed)."""
+    d = torch.sqrt(((pred - target) ** 2).sum(1) + 1e-6)
+    loss = d.mean()
+    if inside_weight > 0 and float(inside.sum()) > 0:
+        loss = loss + inside_weight * (d * inside).sum() / inside.sum()
+    return loss
 
 
 def main(argv=None):
@@ -59,7 +95,13 @@ def main(argv=None):
     ap.add_argument("--p-mask", type=float, default=0.5, help="probability that a sample has a mask")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "runs" / "motion.pt"))
     ap.add_argument("--resume", default=None)
-    ap.add_argument("--gate-bias", type=float, default=None, help="set the hint gate's bias (pass-through prior)")
+    ap.add_argument("--p-rendered", type=float, default=0.0, help="share of Blender-rendered scenes")
+    ap.add_argument("--rendered-cache", default=None, help="render_data cache (default models/data/rendered)")
+    ap.add_argument("--inside-weight", type=float, default=0.0, help="extra loss weight inside a given mask")
+    ap.add_argument("--freeze-backbone", action="store_true", help="train only the hint head (models/net.py)")
+    ap.add_argument(
+        "--gate-bias", type=float, default=None, help="set the hint gate's bias (pass-through prior)"
+    )
     a = ap.parse_args(argv)
 
     torch.manual_seed(0)
@@ -81,7 +123,12 @@ def main(argv=None):
     if a.gate_bias is not None:
         with torch.no_grad():
             net.head[2].bias[2] = a.gate_bias
-    opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-4)
+    params = list(net.parameters())
+    if a.freeze_backbone:  # train the hint head only: what the net predicts without hints stays as it was
+        for p in net.backbone_parameters():
+            p.requires_grad_(False)
+        params = net.hint_parameters()
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=1e-4)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     log = open(out.with_suffix(".log"), "a")
@@ -93,7 +140,7 @@ def main(argv=None):
 
     say(f"device {dev}, threads {a.threads}, workers {a.workers}, params {count_params(net)}, args {vars(a)}")
     loader = DataLoader(
-        ProceduralStream(a.size, a.seed_start, a.p_hint, a.p_mask),
+        ProceduralStream(a.size, a.seed_start, a.p_hint, a.p_mask, a.p_rendered, a.rendered_cache),
         batch_size=a.batch,
         num_workers=a.workers,
         persistent_workers=a.workers > 0,
@@ -116,7 +163,7 @@ def main(argv=None):
             out,
         )
 
-    for x, y in loader:
+    for x, y, inside in loader:
         el = time.time() - t0
         if el > budget or step >= a.steps:
             break
@@ -125,22 +172,22 @@ def main(argv=None):
         lr = a.lr * warm * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y = x.to(dev), y.to(dev)
+        x, y, inside = x.to(dev), y.to(dev), inside.to(dev)
         pred = net(x)
-        loss = epe(pred, y)
+        loss = loss_fn(pred, y, inside, a.inside_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         step += 1
         if step % 50 == 0:
-            say(f"step {step} t {el:.0f}s lr {lr:.2e} epe {loss.item():.4f} ema {ema:.4f}")
+            say(f"step {step} t {el:.0f}s lr {lr:.2e} loss {loss.item():.4f} ema {ema:.4f}")
         if time.time() - last_save > 60:
             save()
             last_save = time.time()
     save()
-    say(f"done: {step} steps, {time.time() - t0:.0f}s, {step * a.batch} samples, ema epe {ema:.4f} -> {out}")
+    say(f"done: {step} steps, {time.time() - t0:.0f}s, {step * a.batch} samples, ema loss {ema:.4f} -> {out}")
     return 0
 
 

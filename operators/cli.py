@@ -119,8 +119,9 @@ def build_parser(prog: str = "stillflow") -> argparse.ArgumentParser:
     g.add_argument("--mask", type=Path, metavar="FILE",
                    help="motion mask image (white moves, black stays still), resized to the photo")
     g.add_argument("--motion", type=_motion, default="auto", metavar="auto|hints|model|FIELD.exr|FIELD.npy",
-                   help="where motion comes from: the model (plus hints), hints alone, the model alone, or a "
-                        "field written by `stillflow predict` (default: auto)")
+                   help="where motion comes from: auto = the model guided by the arrows (the arrows alone "
+                        "when the model cannot run); hints = the arrows alone; model = the model (an error "
+                        "when it cannot run); or a field written by `stillflow predict` (default: auto)")
     g.add_argument("--max-size", type=_positive_int, metavar="PX",
                    help="downscale photos whose longer side is larger than PX pixels")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",

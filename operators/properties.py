@@ -14,7 +14,8 @@ from bpy.props import (
 )
 
 MOTION_SOURCES = (
-    ("AUTO", "Automatic", "The hint arrows when there are any (they follow what you drew best), else the model"),
+    ("AUTO", "Automatic", "The model, guided by the hint arrows when there are any (the arrows alone when the "
+     "model cannot run)"),
     ("MODEL", "Model", "Predict the motion with the bundled motion model"),
     ("HINTS", "Hints", "Build the motion from the arrows and masks of the hints Mask only"),
     ("BOTH", "Model + Hints", "Predict with the model, guided by the hints Mask"),

@@ -54,9 +54,14 @@ def test_stillflow_json_round_trip_and_scaling(tmp_path):
 
 def test_labelme_file(tmp_path):
     data = {
-        "imageWidth": 200, "imageHeight": 100,
+        "imageWidth": 200,
+        "imageHeight": 100,
         "shapes": [
-            {"label": "motion", "shape_type": "polygon", "points": [[10, 10], [190, 10], [190, 90], [10, 90]]},
+            {
+                "label": "motion",
+                "shape_type": "polygon",
+                "points": [[10, 10], [190, 10], [190, 90], [10, 90]],
+            },
             {"label": "hint1", "shape_type": "line", "points": [[20, 50], [120, 50]]},
             {"label": "freeze", "shape_type": "point", "points": [[150, 20]]},
         ],
@@ -130,23 +135,29 @@ def test_field_files_round_trip(tmp_path, suffix):
         load_field(tmp_path / "inf.npy")
 
 
-def test_auto_motion_source_uses_arrows_when_drawn_else_the_model(tmp_path):
+def test_auto_motion_source_is_the_model_guided_by_arrows_else_the_arrows(tmp_path):
     from stillflow.core.errors import StillflowError
     from stillflow.core.imageio import load_image
 
     img = load_image(ROOT / "samples" / "mcway_falls.jpg", max_size=256).rgb
     h, w = img.shape[:2]
     arrows = H.Hints(arrows=[H.Arrow((20, 20), (60, 20), 20)])
-    assert predict_motion(img, hints=arrows).source_used == "hints"
-    guided = predict_motion(img, hints=arrows, source="model")
+    guided = predict_motion(img, hints=arrows)
     assert guided.source_used == "model+hints" and guided.provider
+    assert not np.allclose(guided.field, predict_motion(img, hints=arrows, source="hints").field)
+    assert guided.field[..., 0].mean() > 0.1 * abs(guided.field[..., 1].mean())  # the arrow points right
     alone = predict_motion(img)  # no arrows: the shipped network
     assert alone.source_used == "model" and alone.field.shape == (h, w, 2)
     assert np.abs(alone.field).max() > 0.05  # it predicts motion somewhere in a photo of a waterfall and sea
+    missing = str(tmp_path / "missing.onnx")
     with pytest.raises(StillflowError, match="not found"):
-        predict_motion(img, model_path=str(tmp_path / "missing.onnx"))
-    # with arrows, a missing model does not matter
-    assert predict_motion(img, hints=arrows, model_path=str(tmp_path / "missing.onnx")).source_used == "hints"
+        predict_motion(img, model_path=missing)
+    with pytest.raises(StillflowError, match="not found"):
+        predict_motion(img, hints=arrows, source="model", model_path=missing)
+    # with arrows, "auto" falls back to them when the model cannot run, and says so
+    fallback = predict_motion(img, hints=arrows, model_path=missing)
+    assert fallback.source_used == "hints" and any("arrows alone" in n for n in fallback.notes)
+    np.testing.assert_array_equal(fallback.field, predict_motion(img, hints=arrows, source="hints").field)
 
 
 def test_feather_fades_motion_only_where_it_crosses_the_mask_edge():
