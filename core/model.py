@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "stillflow_motion.onnx"
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+SLOW_HINTS = 0.8  # px/frame at the working size: the 90th percentile of the arrows' speed is lifted to this
 
 
 def _import_ort():
@@ -204,12 +205,22 @@ class MotionModel:
             hf = resize(hint_field if mask is None else hint_field * mask[..., None], h, w)
             x[4] = hf[..., 0] * sx
             x[5] = hf[..., 1] * sy
+        # Arrows slower than anything the net was trained on (below about SLOW_HINTS px/frame at the working
+        # size) are sped up on the way in and the field slowed down by the same factor on the way out: the
+        # arrows set the speed, and at training speeds the net follows their direction.
+        gain = 1.0
+        if hint_field is not None:
+            speed = np.hypot(x[4], x[5])
+            moving = speed[speed > 1e-6]
+            if moving.size:
+                gain = max(1.0, SLOW_HINTS / float(np.percentile(moving, 90)))
+                x[4:6] *= gain
         m = self.multiple
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:
             x = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="edge")
         out = self.session.run([self.output_name], {self.input_name: x[None]})[0][0, :, :h, :w]
         field = resize(out.transpose(1, 2, 0), H, W)
-        field[..., 0] /= sx
-        field[..., 1] /= sy
+        field[..., 0] /= sx * gain
+        field[..., 1] /= sy * gain
         return np.ascontiguousarray(field, dtype=np.float32)

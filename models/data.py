@@ -524,6 +524,15 @@ def sample_hints(rng, motion, mask, k=None):
     return pts
 
 
+def turn(motion, angle):
+    """Every vector of ``motion`` (H, W, 2) turned by ``angle`` radians (image axes: +x right, +y down)."""
+    c, s = math.cos(angle), math.sin(angle)
+    out = np.empty_like(motion)
+    out[..., 0] = c * motion[..., 0] - s * motion[..., 1]
+    out[..., 1] = s * motion[..., 0] + c * motion[..., 1]
+    return out
+
+
 def hint_sigma(rng, k, full=512.0):
     """Sigma the hint interpolation would use on a full ~512 px picture with k arrows (sampled scale)."""
     return rng.uniform(0.6, 1.25) * full / (2.0 * math.sqrt(max(k, 1)))
@@ -549,17 +558,22 @@ def build_input(rgb, mask=None, hint_field=None):
     return np.concatenate([rgb.transpose(2, 0, 1), m[None], hf.transpose(2, 0, 1)], 0).astype(np.float32)
 
 
-def make_sample(seed, size=160, p_hint=0.5, p_mask=0.5, scene_size=None):
+def make_sample(seed, size=160, p_hint=0.5, p_mask=0.5, scene_size=None, p_turn=0.0):
     """One training sample from a seed: a procedural scene, then ``sample_from_scene``."""
     rng = np.random.default_rng(seed)
     ss = scene_size or int(size * rng.uniform(1.0, 1.3))
     sc = make_scene(rng, ss, ss)
-    return sample_from_scene(rng, sc["rgb"], sc["motion"], size, p_hint, p_mask)
+    return sample_from_scene(rng, sc["rgb"], sc["motion"], size, p_hint, p_mask, p_turn=p_turn)
 
 
-def sample_from_scene(rng, rgb, mot, size, p_hint=0.5, p_mask=0.5, jitter=False):
+def sample_from_scene(rng, rgb, mot, size, p_hint=0.5, p_mask=0.5, jitter=False, p_turn=0.0):
     """Crop, flip, speed scaling, mask/hint dropout of one scene (procedural or rendered); ``jitter`` applies
     ``photometric`` to the crop (procedural scenes have it already).
+
+    ``p_turn``: probability that a sample WITH hints has its motion (target and hints alike) turned by a
+    random angle while the picture stays as it is. The arrows then say a direction the picture alone would
+    not suggest (a user's choice: waves going out, a river drawn uphill), so the net learns to follow the
+    arrows' direction and to take only where and how fast things move from the picture.
 
     Returns dict(x (6,H,W), y (2,H,W), mask_true (H,W), has_hint, has_mask).
     """
@@ -576,6 +590,8 @@ def sample_from_scene(rng, rgb, mot, size, p_hint=0.5, p_mask=0.5, jitter=False)
     mot = mot * mask[..., None]
     has_mask = rng.random() < p_mask
     has_hint = rng.random() < p_hint and mask.sum() > 0
+    if p_turn > 0 and has_hint and rng.random() < p_turn:
+        mot = turn(mot, rng.uniform(-math.pi, math.pi))
     in_mask = perturb_mask(rng, mask) if has_mask else None
     hint = None
     if has_hint:

@@ -1,4 +1,4 @@
-"""Evaluate the shipped motion model on held-out procedural scenes and on real photos.
+"""Evaluate the motion model on held-out procedural and Blender-rendered scenes, and on real photos.
 
     python -m stillflow.models.evaluate --n 120 [--model models/stillflow_motion.onnx] [--photos-out /tmp]
 
@@ -7,7 +7,12 @@ model's working size, so no resizing), with the same hint sampling as training (
 true field with small angle/speed noise, normalised Gaussian interpolation). Metrics inside the TRUE motion
 mask: endpoint error (EPE, px/frame) and mean cosine between predicted and true vectors (0 where the
 prediction is zero). Without a mask: IoU of the predicted moving region (|M| > 0.2161635) with the true one,
-against "everything moves". Runs through core.model.MotionModel (ONNX Runtime), like the add-on does.
+against "everything moves". "Hints turned": the true motion and the arrows sampled from it are turned by
+90-180 degrees while the picture stays as it is (arrows against what the picture suggests): the model must
+follow them. Runs through core.model.MotionModel (ONNX Runtime), like the add-on does.
+
+Held-out Blender-rendered scenes (models/render_data.py, seeds from 10,000,000 up) get the same table when
+they are in the render cache.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.model import MotionModel, resize
-from .data import MOTION_THRESHOLD, dense_from_points, hint_sigma, make_scene, sample_hints
+from .data import MOTION_THRESHOLD, dense_from_points, hint_sigma, make_scene, sample_hints, turn
 from .train import EVAL_SEED_START
 
 
@@ -128,6 +133,15 @@ def evaluate(model, scenes):
         rows[("IoU no mask", "everything moves")].append(iou(np.ones_like(true_mv), true_mv))
         per_kind[sc["kind"]]["model"].append(metrics(u_none, gt, mask)[0])
         per_kind[sc["kind"]]["zero"].append(metrics(zero, gt, mask)[0])
+        # arrows AGAINST the picture's prior: the true motion turned by 90-180 degrees (the picture unchanged),
+        # as when an artist makes waves go out to sea; the model must follow the arrows, not its prior
+        trng = np.random.default_rng(int(rng.integers(2**32)))
+        gt_t = turn(gt, trng.uniform(np.pi / 2, np.pi) * trng.choice([-1.0, 1.0]))
+        pts_t = sample_hints(trng, gt_t, mask)
+        dense_t = dense_from_points(pts_t, (h, w), hint_sigma(trng, len(pts_t))) * mask[..., None]
+        cond = "mask + hints turned 90-180 deg"
+        rows[(cond, "model")].append(metrics(model.predict(rgb, mask=mask, hint_field=dense_t), gt_t, mask))
+        rows[(cond, "hints only")].append(metrics(dense_t, gt_t, mask))
     return rows, per_kind
 
 

@@ -10,8 +10,9 @@ replication) and crops the result, and so does core/model.py around the ONNX exp
 Two heads read the decoder's full-resolution features:
 - ``head`` (the motion head): a correction ``c`` and a hint gate ``g``; without hints, M = c.
 - ``hint_head`` (the hint head, used only when the picture has hints): a gate change ``dg``, a log speed
-  ratio ``u``, a rotation ``v`` and a correction ``c2``, so that
-  ``M = sigmoid(g + dg + k * given * mask) * exp(u) * R(v) hint + c + c2``.
+  ratio ``u``, a rotation ``v``, a correction ``c2`` and a drop ``d``, so that
+  ``M = sigmoid(g + dg + k * given * mask) * exp(u) * R(v) hint + (1 - sigmoid(d - 6)) * c + c2``; the drop
+  ``d`` lets the arrows override the motion head's prior c where they disagree with it.
   Rotating and scaling the user's vectors (rather than adding to them) keeps the result proportional to the
   hints, as the speed scaling of training asks for.
 "Mask given" and "hints given" are derived inside the net, not passed in: ``given = 1 - min(mask)`` over each
@@ -64,7 +65,7 @@ class MotionUNet(nn.Module):
             nn.LeakyReLU(0.1),
             nn.Conv2d(ch[0], ch[0], 3, padding=2, dilation=2),
             nn.LeakyReLU(0.1),
-            nn.Conv2d(ch[0], 5, 3, padding=1),
+            nn.Conv2d(ch[0], 6, 3, padding=1),
         )
         nn.init.zeros_(self.hint_head[-1].weight)  # starts as "pass the hints through": dg = u = v = c2 = 0
         nn.init.zeros_(self.hint_head[-1].bias)
@@ -100,7 +101,10 @@ class MotionUNet(nn.Module):
         cos, sin = k * torch.cos(h[:, 2:3]), k * torch.sin(h[:, 2:3])
         hx, hy = hint[:, 0:1], hint[:, 1:2]
         turned = torch.cat([cos * hx - sin * hy, sin * hx + cos * hy], 1)
-        return (turned + out[:, 0:2] + h[:, 3:5]) / HINT_SCALE
+        # the motion head's own guess c is the picture's prior (waves come toward the viewer, ...): where the
+        # arrows say otherwise the hint head drops it (drop = 0 without hints; about 0 at initialisation)
+        keep = 1.0 - hinted * torch.sigmoid(h[:, 5:6] - 6.0)
+        return (turned + keep * out[:, 0:2] + h[:, 3:5]) / HINT_SCALE
 
 
 def pad_to_multiple(x, m):

@@ -31,8 +31,10 @@ class ProceduralStream(IterableDataset):
     """Endless samples: procedural scenes drawn from consecutive seeds, and with probability ``p_rendered`` a
     Blender-rendered scene from ``models/render_data.py``'s cache (training seeds only) instead."""
 
-    def __init__(self, size, start=0, p_hint=0.5, p_mask=0.5, p_rendered=0.0, rendered_cache=None):
-        self.size, self.start, self.p_hint, self.p_mask = size, start, p_hint, p_mask
+    def __init__(
+        self, size, start=0, p_hint=0.5, p_mask=0.5, p_rendered=0.0, rendered_cache=None, p_turn=0.0
+    ):
+        self.size, self.start, self.p_hint, self.p_mask, self.p_turn = size, start, p_hint, p_mask, p_turn
         self.p_rendered = p_rendered
         self.rendered = []
         if p_rendered > 0:
@@ -98,6 +100,7 @@ def main(argv=None):
     ap.add_argument("--p-rendered", type=float, default=0.0, help="share of Blender-rendered scenes")
     ap.add_argument("--rendered-cache", default=None, help="render_data cache (default models/data/rendered)")
     ap.add_argument("--inside-weight", type=float, default=0.0, help="extra loss weight inside a given mask")
+    ap.add_argument("--p-turn", type=float, default=0.0, help="share of hinted samples with turned motion")
     ap.add_argument("--freeze-backbone", action="store_true", help="train only the hint head (models/net.py)")
     ap.add_argument(
         "--gate-bias", type=float, default=None, help="set the hint gate's bias (pass-through prior)"
@@ -140,7 +143,7 @@ def main(argv=None):
 
     say(f"device {dev}, threads {a.threads}, workers {a.workers}, params {count_params(net)}, args {vars(a)}")
     loader = DataLoader(
-        ProceduralStream(a.size, a.seed_start, a.p_hint, a.p_mask, a.p_rendered, a.rendered_cache),
+        ProceduralStream(a.size, a.seed_start, a.p_hint, a.p_mask, a.p_rendered, a.rendered_cache, a.p_turn),
         batch_size=a.batch,
         num_workers=a.workers,
         persistent_workers=a.workers > 0,

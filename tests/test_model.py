@@ -69,6 +69,23 @@ def test_hints_steer_the_field(model, beach):
     assert means[0] > 0.5 and means[1] < -0.5, means
 
 
+@pytest.mark.parametrize("speed", [1.5, 0.1])
+@pytest.mark.parametrize("angle_deg", [0, 90, 180, 270])
+def test_model_follows_the_arrows_direction_even_against_the_picture(model, beach, angle_deg, speed):
+    """A uniform hint field in any direction (waves going out to sea included) comes out inside the mask in
+    that direction (within 20 degrees) and at that speed within a factor of 2 (the net slows the far sea
+    down, as perspective does: 0.56x for arrows toward the viewer): the picture decides where things move and
+    how the speed varies, the arrows decide the direction. Also for arrows slower than any in training."""
+    rgb, mask = beach
+    a = np.radians(angle_deg)
+    v = speed * np.array([np.cos(a), np.sin(a)], np.float32)
+    M = model.predict(rgb, mask=mask, hint_field=np.broadcast_to(v, rgb.shape[:2] + (2,)).copy())
+    mean = M[mask > 0.5].mean(0)
+    err = np.degrees(np.arccos(np.clip(mean @ v / (np.linalg.norm(mean) * np.linalg.norm(v)), -1, 1)))
+    assert err < 20, (angle_deg, mean)
+    assert 0.5 < np.linalg.norm(mean) / speed < 2.0, (angle_deg, mean)
+
+
 def test_all_ones_mask_is_no_mask(model, beach):
     """The net derives "mask given" from the mask itself: a mask over the whole picture means "no mask"."""
     rgb, mask = beach
