@@ -55,9 +55,9 @@ class ProceduralStream(IterableDataset):
                     self._listed = time.time()
                 sc = render_data.load_cached(self.rendered[int(rng.integers(len(self.rendered)))], self.cache)
                 return sample_from_scene(
-                    rng, sc["rgb"], sc["motion"], self.size, self.p_hint, self.p_mask, True
+                    rng, sc["rgb"], sc["motion"], self.size, self.p_hint, self.p_mask, True, self.p_turn
                 )
-        return make_sample(seed, self.size, self.p_hint, self.p_mask)
+        return make_sample(seed, self.size, self.p_hint, self.p_mask, p_turn=self.p_turn)
 
     def __iter__(self):
         info = get_worker_info()
