@@ -1,6 +1,6 @@
 """Blender-rendered training and evaluation scenes with KNOWN motion (Cycles on the CPU, the ``bpy`` module).
 
-    python -m stillflow.models.render_data --start 0 --count 200            # training scenes -> cache
+    python -m stillflow.models.render_data --start 0 --count 240            # training scenes -> cache
     python -m stillflow.models.render_data --start 10000000 --count 30      # held-out scenes (evaluation)
 
 Each seed builds one scene from scratch (``numpy.random.default_rng(seed)`` picks everything), renders one
