@@ -47,6 +47,17 @@ def _pil():
     return Image
 
 
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """Scene-linear values (clipped to [0, 1]) to sRGB-encoded ones, float32 (the sRGB transfer curve)."""
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1.0 / 2.4) - 0.055).astype(np.float32)
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """sRGB-encoded values to scene-linear ones, float32 (the inverse of ``linear_to_srgb`` on [0, 1])."""
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
 def load_image(path: str | Path, max_size: int | None = None) -> LoadedImage:
     """Read a photo as float32 sRGB. 16-bit, grayscale, palette and RGBA files are accepted (alpha is
     returned separately); a photo larger than ``max_size`` on its long side is downscaled to it; one over

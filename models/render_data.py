@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.imageio import linear_to_srgb
+
 KINDS = ("sea", "waterfall", "river", "clouds")
 DEFAULT_CACHE = Path(__file__).resolve().parent / "data" / "rendered"
 WIDTH, HEIGHT = 512, 384
@@ -382,11 +384,6 @@ def build_scene(bpy, rng, kind):
 # rendering and reading back
 
 
-def _linear_to_srgb(x):
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
-
-
 def read_render(path):
     """(rgb float32 sRGB [0, 1], motion float32 px/frame +dy down) from a multilayer EXR Cycles wrote."""
     import OpenEXR
@@ -423,12 +420,12 @@ def render_scene(seed, width=WIDTH, height=HEIGHT, samples=8, kind=None, next_fr
     # exposure: put the 95th percentile of luminance near 0.85 before the sRGB curve (an auto exposure)
     lum = lin @ np.array([0.2126, 0.7152, 0.0722], np.float32)
     gain = (0.85 / max(float(np.percentile(lum, 95)), 1e-3)) * rng.uniform(0.7, 1.1)
-    rgb = _linear_to_srgb(lin * gain).astype(np.float32)
+    rgb = linear_to_srgb(lin * gain)
     motion = np.nan_to_num(motion, nan=0.0, posinf=0.0, neginf=0.0)
     if next_frame:
         return {
             "rgb": rgb,
-            "rgb_next": _linear_to_srgb(lin_next * gain).astype(np.float32),
+            "rgb_next": linear_to_srgb(lin_next * gain),
             "motion": motion,
             "kind": kind,
         }

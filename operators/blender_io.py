@@ -10,6 +10,7 @@ import numpy as np
 
 from ..core import field as cfield
 from ..core.errors import InputError
+from ..core.imageio import linear_to_srgb
 
 FIELD_SUFFIX = "_motion"
 
@@ -37,11 +38,6 @@ def _pixels(image) -> np.ndarray:
     return flat
 
 
-def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1.0 / 2.4) - 0.055).astype(np.float32)
-
-
 def read_photo(image) -> np.ndarray:
     """The photo as float32 (H, W, 3) sRGB-encoded values in [0, 1], row 0 top (core's convention)."""
     flat = _pixels(image)
@@ -49,7 +45,7 @@ def read_photo(image) -> np.ndarray:
     rgb = cfield.image_from_blender_rgba(flat, w, h, image.channels)
     # Byte images hold their (sRGB) file values; float images hold scene-linear values unless non-color.
     if image.is_float and image.colorspace_settings.name not in ("sRGB", "Non-Color"):
-        rgb = _linear_to_srgb(rgb)
+        rgb = linear_to_srgb(rgb)
     return np.clip(rgb, 0.0, 1.0).astype(np.float32)
 
 

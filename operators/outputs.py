@@ -13,15 +13,12 @@ import bpy
 import numpy as np
 
 from ..core import field as cfield
+from ..core.imageio import srgb_to_linear
 from .common import unique_datablock_name
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = {"PNG": ".png", "EXR": ".exr", "MP4": ".png"}  # MP4: PNG frames, then the movie
-
-
-def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
 
 
 class FrameWriter:
@@ -40,7 +37,7 @@ class FrameWriter:
     def write(self, path: Path, rgb: np.ndarray) -> None:
         image = bpy.data.images[self._name]
         if self.fmt == "OPEN_EXR":
-            rgb = _srgb_to_linear(rgb)
+            rgb = srgb_to_linear(rgb)
         image.pixels.foreach_set(cfield.image_to_blender_rgba(rgb))
         image.filepath_raw = str(path)
         image.file_format = self.fmt
