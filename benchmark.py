@@ -37,9 +37,11 @@ def _import():
 
 
 _import()
-from stillflow.core import render, splat  # noqa: E402
+from stillflow.core import engines, render  # noqa: E402
+from stillflow.core.engines import reference  # noqa: E402
 from stillflow.core.field import resize_bilinear  # noqa: E402
 from stillflow.core.imageio import load_image  # noqa: E402
+from stillflow.core.job import LoopSpec  # noqa: E402
 
 SAMPLE = ROOT / "samples" / "mcway_falls.jpg"
 
@@ -76,18 +78,18 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
     img = photo(h, w)
     motion = river_field(h, w)
     weight = render.softmax_weight(motion)
-    ref_engine = splat.get_engine("cpu")
+    ref_engine = engines.get_engine("cpu")
     small = motion.copy()  # F(0->1) = M
     mid = np.zeros_like(motion)
     for _ in range(loop_frames // 2):
         mid = ref_engine.step(motion, mid)  # F(0->N/2): tens of rows of displacement
     print(f"1080p bilinear splat of RGB + weight, {w}x{h}; middle frame = F(0->{loop_frames // 2}), "
           f"max |dy| {np.nanmax(np.abs(mid[..., 1])):.0f} px, max |dx| {np.nanmax(np.abs(mid[..., 0])):.0f} px")
-    engines = [(f"engine (numba, {ref_engine.nbands} threads)", ref_engine)]
-    torch_cpu = splat.get_engine("torch-cpu")
-    cuda = splat.cuda_available()
+    ways = [(f"engine (numba, {ref_engine.nbands} threads)", ref_engine)]
+    torch_cpu = engines.get_engine("torch-cpu")
+    cuda = engines.cuda_available()
     if cuda:
-        engines.append(("engine (torch CUDA)", splat.get_engine("cuda")))
+        ways.append(("engine (torch CUDA)", engines.get_engine("cuda")))
     rows = []
 
     def splat_ms(engine, flow, reps):
@@ -121,11 +123,11 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
 
     ref_small = splat_ms(torch_cpu, small, max(1, repeat // 2))
     ref_mid = splat_ms(torch_cpu, mid, max(1, repeat // 2))
-    for label, eng in engines:
+    for label, eng in ways:
         rows.append((label, splat_ms(eng, small, repeat), splat_ms(eng, mid, repeat), frame_ms(eng, repeat)))
     rows.append(("torch index_add_ (reference)", ref_small, ref_mid, frame_ms(torch_cpu, max(1, repeat // 2))))
     t0 = time.perf_counter()
-    acc = splat.splat_reference(img, small, weight)
+    acc = reference.splat_reference(img, small, weight)
     np_ms = 1000 * (time.perf_counter() - t0)
     del acc
     rows.append(("numpy np.add.at (reference)", np_ms, float("nan"), float("nan")))
@@ -139,12 +141,12 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
 def full_loop(h: int, w: int, frames: int, device: str) -> tuple[float, float, float]:
     img = photo(h, w)
     motion = river_field(h, w)
-    settings = render.RenderSettings(frames=frames, device=device)
+    settings = LoopSpec(frames=frames)
     # compile outside the timing
-    list(render.render_loop(img[:64, :64], motion[:64, :64], render.RenderSettings(frames=3, device=device)))
+    list(render.render_loop(img[:64, :64], motion[:64, :64], LoopSpec(frames=3), device=device))
     t0 = time.perf_counter()
     holes = 0.0
-    for fr in render.render_loop(img, motion, settings):
+    for fr in render.render_loop(img, motion, settings, device=device):
         holes = max(holes, fr.hole_fraction)
     return time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, holes
 
@@ -166,7 +168,7 @@ def quality(frames: int) -> None:
                                           ("coverage blend, feather 12 px", 12.0, "coverage", "hints"),
                                           ("model + arrows, coverage, 12 px (default)", 12.0, "coverage", "auto")):
         m = predict_motion(img, hints=hints, source=source, feather_px=feather).field
-        settings = render.RenderSettings(frames=frames, feather_px=feather, blend=blend)
+        settings = LoopSpec(frames=frames, blend=blend)
         q = loop_quality(render.render_loop(img, m, settings), mask)
         print(f"{label:44s} {q['hole_fraction_max']:9.5f} {q['seam_ratio']:9.2f} {q['sharpness_min']:9.2f} "
               f"{q['speckle']:8.2f} {q['edge_tear']:+9.2f}")
@@ -190,7 +192,7 @@ def main() -> int:
         speed_table(args.repeat)
     if args.loop:
         secs, rss, holes = full_loop(1080, 1920, 60, args.device)
-        print(f"1080p 60-frame loop on {splat.get_engine(args.device).name}: {secs:.1f} s engine time "
+        print(f"1080p 60-frame loop on {engines.get_engine(args.device).name}: {secs:.1f} s engine time "
               f"({1000 * secs / 60:.0f} ms/frame), max hole fraction {holes:.4f}")
     if args.memory_4k:
         subprocess.run([sys.executable, __file__, "--_child-4k", "--device", args.device], check=True)

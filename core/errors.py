@@ -11,3 +11,7 @@ class InputError(StillflowError):
 
 class Cancelled(StillflowError):
     """The user cancelled the work (Esc in Blender, Ctrl-C on the command line)."""
+
+
+class OutputError(StillflowError):
+    """An output could not be written: the disk is full, a folder is not writable, an encoder failed."""

@@ -11,6 +11,8 @@ import numpy as np
 
 from .errors import InputError
 
+FIELD_SUFFIX = "_motion"  # a photo's field image in Blender is "<photo name>_motion"
+
 
 def validate_field(field: np.ndarray, shape: tuple[int, int] | None = None, what: str = "motion field") -> np.ndarray:
     """Return ``field`` as float32 (H, W, 2), or raise InputError saying what is wrong with it."""

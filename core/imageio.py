@@ -1,4 +1,4 @@
-"""Files in and out: photos (Pillow), motion fields (.npy, .exr), frames, and atomic writes.
+"""Files in and out: photos (Pillow), motion fields (.npy, .exr) and frames (staging: core.staging).
 
 Field files: ``.npy`` holds the array as the engine uses it, float32 (H, W, 2), row 0 top, +dy down.
 ``.exr`` holds the same field the way the Blender field image does, so either opens in the other:
@@ -7,11 +7,8 @@ R = dx, G = -dy (+ up on screen), B = 0, 32-bit float.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +36,7 @@ class LoadedImage:
         return (self.rgb.shape[1], self.rgb.shape[0])
 
 
-def _pil():
+def pil():
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - Pillow is bundled/required
@@ -62,7 +59,7 @@ def load_image(path: str | Path, max_size: int | None = None) -> LoadedImage:
     """Read a photo as float32 sRGB. 16-bit, grayscale, palette and RGBA files are accepted (alpha is
     returned separately); a photo larger than ``max_size`` on its long side is downscaled to it; one over
     MAX_PIXELS with no ``max_size`` is refused, naming its size."""
-    Image = _pil()
+    Image = pil()
     path = Path(path)
     if not path.exists():
         raise InputError(f"image not found: {path}")
@@ -139,21 +136,6 @@ def load_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- writing
 
 
-@contextlib.contextmanager
-def atomic_write(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block completes."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def check_writable_dir(folder: str | Path) -> Path:
     """Create ``folder`` if needed and check that files can be written there."""
     folder = Path(folder)
@@ -172,13 +154,13 @@ def check_writable_dir(folder: str | Path) -> Path:
 
 def save_png(path: str | Path, rgb: np.ndarray) -> None:
     """Write an 8-bit sRGB PNG (float input is clipped to [0, 1] and rounded)."""
-    Image = _pil()
+    Image = pil()
     arr = rgb if rgb.dtype == np.uint8 else (np.clip(rgb, 0, 1) * 255.0 + 0.5).astype(np.uint8)
     Image.fromarray(arr).save(path, format="PNG", compress_level=1)
 
 
 def save_exr_rgb(path: str | Path, rgb: np.ndarray) -> None:
-    """Write a 32-bit float EXR frame (values as given: sRGB-encoded display values)."""
+    """Write a 32-bit float RGB EXR with the values as given (frames: scene-linear; fields: R = dx, G = -dy)."""
     import OpenEXR
 
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}

@@ -14,14 +14,12 @@ onnxruntime is imported lazily, so importing this module costs nothing.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from .engines.select import cuda_device_present
 from .errors import InputError, StillflowError
 
 log = logging.getLogger(__name__)
@@ -41,32 +39,6 @@ def _import_ort():
             "or use hints only"
         ) from None
     return ort
-
-
-def cuda_device_present() -> bool:
-    """True when the CUDA driver library loads and reports at least one device (no torch needed)."""
-    if "torch" in sys.modules:  # already imported by someone else: cheap and reliable
-        try:
-            return bool(sys.modules["torch"].cuda.is_available())
-        except Exception:
-            pass
-    names = ["nvcuda.dll"] if sys.platform == "win32" else ["libcuda.so.1", "libcuda.so", "libcuda.dylib"]
-    found = ctypes.util.find_library("cuda")
-    if found:
-        names.insert(0, found)
-    for name in names:
-        try:
-            lib = ctypes.CDLL(name)
-        except OSError:
-            continue
-        try:
-            if lib.cuInit(0) != 0:
-                return False
-            count = ctypes.c_int(0)
-            return lib.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
-        except Exception:
-            return False
-    return False
 
 
 def _resize_matrix(n_in: int, n_out: int) -> np.ndarray:

@@ -19,42 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .engines import get_engine
 from .errors import InputError
 from .field import validate_field
 from .integrate import BackwardFields
-from .splat import get_engine
+from .job import LoopSpec
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RenderSettings:
-    """Everything that shapes a loop; shared by the command line and the Blender operators."""
-
-    frames: int = 60
-    fps: float = 30.0
-    speed: float = 1.0
-    feather_px: float = 12.0  # fade motion to zero over this many pixels inside the mask edge
-    z: str = "magnitude"  # softmax importance: "magnitude" (moving pixels in front), "-magnitude", "none"
-    z_gain: float = 1.0
-    device: str = "auto"
-    fill_holes: bool = True
-    # "coverage": each stream normalised on its own and blended by alpha x its smoothed coverage (no dotted
-    # patterns where one stream is stretched thin); "single": the paper's one joint normalisation.
-    blend: str = "coverage"
-    max_travel: float = 0.04  # warn when a pixel travels more than this fraction of the diagonal per loop
-
-    def validate(self) -> None:
-        if not (isinstance(self.frames, int | np.integer) and 2 <= self.frames <= 100000):
-            raise InputError(f"frames must be a whole number of at least 2, got {self.frames}")
-        if not (math.isfinite(self.fps) and self.fps > 0):
-            raise InputError(f"fps must be positive, got {self.fps}")
-        if not (math.isfinite(self.speed) and self.speed >= 0):
-            raise InputError(f"speed must be zero or positive, got {self.speed}")
-        if self.blend not in ("coverage", "single"):
-            raise InputError(f"blend must be coverage or single, got {self.blend!r}")
-        if self.z not in ("magnitude", "-magnitude", "none"):
-            raise InputError(f"z must be magnitude, -magnitude or none, got {self.z!r}")
 
 
 @dataclass
@@ -78,7 +49,7 @@ def frame_to_uint8(rgb: np.ndarray) -> np.ndarray:
     return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def loop_travel(motion: np.ndarray, settings: RenderSettings) -> float:
+def loop_travel(motion: np.ndarray, settings: LoopSpec) -> float:
     """Distance (px) that the fast pixels (99th percentile speed) travel over one loop."""
     mag = np.sqrt((motion.astype(np.float32) ** 2).sum(axis=2)) * settings.speed
     moving = mag[mag > 1e-3]
@@ -87,7 +58,7 @@ def loop_travel(motion: np.ndarray, settings: RenderSettings) -> float:
     return float(np.percentile(moving, 99)) * settings.frames
 
 
-def loop_warnings(motion: np.ndarray, settings: RenderSettings) -> list[str]:
+def loop_warnings(motion: np.ndarray, settings: LoopSpec) -> list[str]:
     """Advice when speed x frames would ghost: mid-loop, the two streams show texture this far apart."""
     h, w = motion.shape[:2]
     limit = settings.max_travel * math.hypot(h, w)
@@ -151,9 +122,11 @@ def symmetric_splat(engine, acc, src, weight, fwd_flow, bwd_flow, alpha: float) 
         engine.accumulate(acc, src, bwd_flow, weight, 1.0 - alpha)
 
 
-def render_loop(image: np.ndarray, motion: np.ndarray, settings: RenderSettings | None = None) -> Iterator[Frame]:
-    """Yield the N frames of the loop, frame 0 (the input) first."""
-    settings = settings or RenderSettings()
+def render_loop(
+    image: np.ndarray, motion: np.ndarray, settings: LoopSpec | None = None, device: str = "auto"
+) -> Iterator[Frame]:
+    """Yield the N frames of the loop, frame 0 (the input) first, splatted on ``device``'s engine."""
+    settings = settings or LoopSpec()
     settings.validate()
     img = np.ascontiguousarray(image, dtype=np.float32)
     if img.ndim != 3 or img.shape[2] != 3:
@@ -163,7 +136,7 @@ def render_loop(image: np.ndarray, motion: np.ndarray, settings: RenderSettings 
     motion = validate_field(motion, img.shape[:2]) * np.float32(settings.speed)
     n = settings.frames
     h, w = img.shape[:2]
-    engine = get_engine(settings.device)
+    engine = get_engine(device)
     log.info("rendering %d frames at %dx%d on %s", n, w, h, engine.name)
 
     yield Frame(0, img.copy(), 0.0)

@@ -11,7 +11,7 @@ against "everything moves". "Hints turned": the true motion and the arrows sampl
 90-180 degrees while the picture stays as it is (arrows against what the picture suggests): the model must
 follow them. Runs through core.model.MotionModel (ONNX Runtime), like the add-on does.
 
-Held-out Blender-rendered scenes (models/render_data.py, seeds from 10,000,000 up) get the same table when
+Held-out Blender-rendered scenes (models/training/render_data.py, seeds from 10,000,000 up) get the same table when
 they are in the render cache.
 """
 
@@ -24,8 +24,16 @@ from pathlib import Path
 import numpy as np
 
 from ..core.model import MotionModel, resize
-from .data import MOTION_THRESHOLD, dense_from_points, hint_sigma, make_scene, sample_hints, turn
-from .train import EVAL_SEED_START
+from .training.data import (
+    EVAL_SEED_START,
+    MOTION_THRESHOLD,
+    dense_from_points,
+    hint_sigma,
+    make_scene,
+    sample_hints,
+    turn,
+)
+from .training.viz import visualise
 
 
 def metrics(pred, gt, mask):
@@ -76,7 +84,7 @@ def procedural_scenes(n, h=384, w=512):
 
 def rendered_scenes(cache=None, n=None):
     """(rng, scene) for the held-out Blender-rendered scenes in render_data's cache (seeds >= EVAL_SEED_START)."""
-    from . import render_data
+    from .training import render_data
 
     cache = cache or render_data.DEFAULT_CACHE
     seeds = [s for s in render_data.cached_seeds(cache) if s >= EVAL_SEED_START][:n]
@@ -166,35 +174,6 @@ def print_table(rows, per_kind, title):
         print(f"  {k:10s} n={len(d['model']):3d}  {np.mean(d['model']):.3f} / {np.mean(d['zero']):.3f}")
 
 
-def flow_to_rgb(M, vmax=None):
-    import cv2
-
-    mag = np.linalg.norm(M, axis=-1)
-    vmax = vmax or max(float(np.percentile(mag, 99)), 1e-3)
-    hsv = np.zeros(M.shape[:2] + (3,), np.uint8)
-    hsv[..., 0] = ((np.arctan2(M[..., 1], M[..., 0]) + np.pi) / (2 * np.pi) * 179).astype(np.uint8)
-    hsv[..., 1] = 255
-    hsv[..., 2] = np.clip(mag / vmax * 255, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-
-
-def visualise(rgb, M, path, step=24, scale=8.0):
-    """Photo with arrows (x scale, white) above the colour-coded field (hue = direction, value = speed)."""
-    import cv2
-
-    img = (np.clip(rgb, 0, 1) * 255).astype(np.uint8).copy()
-    h, w = M.shape[:2]
-    for y in range(step // 2, h, step):
-        for x in range(step // 2, w, step):
-            dx, dy = M[y, x]
-            if np.hypot(dx, dy) > MOTION_THRESHOLD:
-                cv2.arrowedLine(
-                    img, (x, y), (int(x + dx * scale), int(y + dy * scale)), (255, 40, 40), 1, tipLength=0.3
-                )
-    out = np.concatenate([img, flow_to_rgb(M)], 0)
-    cv2.imwrite(str(path), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
-
-
 def run_photos(model, paths, out_dir):
     import cv2
 
@@ -230,10 +209,10 @@ def main(argv=None):
     if a.rendered:
         rows, per_kind = evaluate(model, rendered_scenes(n=a.rendered))
         if rows:
-            print_table(rows, per_kind, "held-out Blender-rendered scenes (models/render_data.py), 384x512")
+            print_table(rows, per_kind, "held-out Blender-rendered scenes (models/training/render_data.py), 384x512")
         else:
             print(
-                "no held-out rendered scenes cached: python -m stillflow.models.render_data --start 10000000"
+                "no held-out rendered scenes cached: python -m stillflow.models.training.render_data --start 10000000"
             )
     run_photos(model, a.photos, a.photos_out)
     return 0

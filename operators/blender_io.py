@@ -10,9 +10,8 @@ import numpy as np
 
 from ..core import field as cfield
 from ..core.errors import InputError
+from ..core.field import FIELD_SUFFIX
 from ..core.imageio import linear_to_srgb
-
-FIELD_SUFFIX = "_motion"
 
 
 def field_name(image_name: str) -> str:
@@ -40,13 +39,24 @@ def _pixels(image) -> np.ndarray:
 
 def read_photo(image) -> np.ndarray:
     """The photo as float32 (H, W, 3) sRGB-encoded values in [0, 1], row 0 top (core's convention)."""
+    return read_photo_alpha(image)[0]
+
+
+def read_photo_alpha(image) -> tuple[np.ndarray, np.ndarray | None]:
+    """The photo (as `read_photo`) and its alpha (H, W) when it has transparent pixels, else None: like the
+    command line, transparent pixels stay still."""
     flat = _pixels(image)
     w, h = image.size
     rgb = cfield.image_from_blender_rgba(flat, w, h, image.channels)
+    alpha = None
+    if image.channels == 4 and image.alpha_mode != "NONE":
+        a = np.ascontiguousarray(flat.reshape(h, w, 4)[::-1, :, 3])
+        if float(a.min()) < 1.0:
+            alpha = np.clip(a, 0.0, 1.0).astype(np.float32)
     # Byte images hold their (sRGB) file values; float images hold scene-linear values unless non-color.
     if image.is_float and image.colorspace_settings.name not in ("sRGB", "Non-Color"):
         rgb = linear_to_srgb(rgb)
-    return np.clip(rgb, 0.0, 1.0).astype(np.float32)
+    return np.clip(rgb, 0.0, 1.0).astype(np.float32), alpha
 
 
 def read_gray(image, shape: tuple[int, int]) -> np.ndarray:

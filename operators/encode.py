@@ -24,20 +24,25 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..core.errors import InputError, OutputError
+from ..core.field import FIELD_SUFFIX
+from ..core.staging import atomic_file
+
 log = logging.getLogger(__name__)
 
-FIELD_SUFFIX = "_motion"  # the extension names a photo's field image "<photo>_motion" (blender_io.py)
+
+STORED_SETTINGS = "stillflow_settings"  # the scene custom property properties.apply_stored_settings reads
 MOVIE_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
 
 
 def _check_one_folder(frame_paths: Sequence[str | os.PathLike]) -> list[Path]:
     paths = [Path(p).absolute() for p in frame_paths]
     if not paths:
-        raise ValueError("no frames given")
+        raise InputError("no frames given")
     folder = paths[0].parent
     for p in paths:
         if p.parent != folder:
-            raise ValueError(f"all frames must be in one folder: {p} is not in {folder}")
+            raise InputError(f"all frames must be in one folder: {p} is not in {folder}")
     return paths
 
 
@@ -64,7 +69,7 @@ def add_image_strip(scene, frame_paths, channel: int | None = None, frame_start:
 
 def _set_fps(scene, fps: float) -> None:
     if fps <= 0 or not math.isfinite(fps):
-        raise ValueError(f"fps must be positive, got {fps}")
+        raise InputError(f"fps must be positive, got {fps}")
     whole = max(1, math.ceil(fps - 1e-9))
     scene.render.fps = whole
     scene.render.fps_base = whole / fps
@@ -94,41 +99,43 @@ def write_mp4(frame_paths, out_path, fps: float) -> Path:
     out_path = Path(out_path).absolute()
     width, height = _even_size(*_image_size(paths[0]))
     scene = bpy.data.scenes.new("stillflow_encode")
-    work = out_path.parent / f".{out_path.stem}.encoding-{os.getpid()}_"
     try:
-        add_image_strip(scene, paths, channel=1, frame_start=1)
-        scene.frame_start, scene.frame_end = 1, len(paths)
-        _set_fps(scene, fps)
-        scene.view_settings.view_transform = "Standard"  # sRGB frames pass through unchanged
-        scene.view_settings.look = "None"
-        r = scene.render
-        r.resolution_x, r.resolution_y, r.resolution_percentage = width, height, 100
-        r.use_sequencer = True
-        if hasattr(r.image_settings, "media_type"):  # Blender 5.0: FFMPEG only exists for VIDEO
-            r.image_settings.media_type = "VIDEO"
-        r.image_settings.file_format = "FFMPEG"
-        r.ffmpeg.format = "MPEG4"
-        r.ffmpeg.codec = "H264"
-        # Perceptually lossless (CRF 17): H.264 keyframes every 18 frames make the picture "pump" (mean
-        # |step| jumps from ~0.25 to ~2.0 at each GOP boundary, the loop's wrap included, with "HIGH");
-        # this setting lowers the jump to ~1.6 for 25% more bytes.
-        r.ffmpeg.constant_rate_factor = "PERC_LOSSLESS"
-        r.ffmpeg.ffmpeg_preset = "GOOD"
-        r.ffmpeg.audio_codec = "NONE"
-        r.filepath = str(work)
-        r.use_file_extension = True
-        produced = Path(bpy.path.abspath(r.frame_path(frame=scene.frame_start)))
-        log.debug("encoding %d frames %dx%d at %g fps to %s", len(paths), width, height, fps, produced)
-        with _stdout_to_stderr():
-            bpy.ops.render.render(animation=True, scene=scene.name)
-        if not produced.is_file() or produced.stat().st_size == 0:
-            raise RuntimeError(f"Blender's FFmpeg wrote no movie (expected {produced})")
-        os.replace(produced, out_path)
+        with atomic_file(out_path) as tmp:
+            add_image_strip(scene, paths, channel=1, frame_start=1)
+            scene.frame_start, scene.frame_end = 1, len(paths)
+            _set_fps(scene, fps)
+            _video_settings(scene, width, height)
+            scene.render.filepath = str(tmp.parent / "movie_")  # Blender appends the frame range
+            produced = Path(bpy.path.abspath(scene.render.frame_path(frame=scene.frame_start)))
+            log.debug("encoding %d frames %dx%d at %g fps to %s", len(paths), width, height, fps, produced)
+            with _stdout_to_stderr():
+                bpy.ops.render.render(animation=True, scene=scene.name)
+            if not produced.is_file() or produced.stat().st_size == 0:
+                raise OutputError(f"Blender's FFmpeg wrote no movie for {out_path.name}: is the disk full?")
+            os.replace(produced, tmp)
     finally:
-        for leftover in out_path.parent.glob(work.name + "*"):
-            leftover.unlink(missing_ok=True)
         bpy.data.scenes.remove(scene)
     return out_path
+
+
+def _video_settings(scene, width: int, height: int) -> None:
+    scene.view_settings.view_transform = "Standard"  # sRGB frames pass through unchanged
+    scene.view_settings.look = "None"
+    r = scene.render
+    r.resolution_x, r.resolution_y, r.resolution_percentage = width, height, 100
+    r.use_sequencer = True
+    if hasattr(r.image_settings, "media_type"):  # Blender 5.0: FFMPEG only exists for VIDEO
+        r.image_settings.media_type = "VIDEO"
+    r.image_settings.file_format = "FFMPEG"
+    r.ffmpeg.format = "MPEG4"
+    r.ffmpeg.codec = "H264"
+    # Perceptually lossless (CRF 17): H.264 keyframes every 18 frames make the picture "pump" (mean
+    # |step| jumps from ~0.25 to ~2.0 at each GOP boundary, the loop's wrap included, with "HIGH");
+    # this setting lowers the jump to ~1.6 for 25% more bytes.
+    r.ffmpeg.constant_rate_factor = "PERC_LOSSLESS"
+    r.ffmpeg.ffmpeg_preset = "GOOD"
+    r.ffmpeg.audio_codec = "NONE"
+    r.use_file_extension = True
 
 
 def _add_movie_strip(scene, movie_path: Path, channel: int = 1, frame_start: int = 1):
@@ -184,38 +191,12 @@ def _stdout_to_stderr():
             os.close(sink)
 
 
-@contextlib.contextmanager
-def _settings_registered():
-    """Scene.stillflow for the time of the write: the extension's own when it is enabled (inside Blender),
-    else its PropertyGroup registered here for a moment (the command line's bpy module), so the values
-    land where the extension reads them when the file is opened. Yields False when unavailable."""
-    import bpy
-
-    if hasattr(bpy.types.Scene, "stillflow"):
-        yield True
-        return
-    try:
-        from . import properties
-
-        properties.register()
-    except Exception as err:  # noqa: BLE001 - cosmetic: the .blend is complete without the settings
-        log.debug("extension settings not available: %s", err)
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        properties.unregister()
-
-
-def _fill_settings(scene, photo, motion, frames: int, fps: float) -> None:
-    values = {"image": photo, "field_image": motion, "frames": frames, "fps": fps}
-    settings = getattr(scene, "stillflow", None)
-    for key, value in values.items():
-        try:
-            setattr(settings, key, value)
-        except (AttributeError, TypeError, ValueError) as err:  # e.g. a poll refuses it
-            log.debug("could not set scene.stillflow.%s: %s", key, err)
+def _store_settings(scene, photo, motion, frames: int, fps: float) -> None:
+    """Leave the loop's settings as plain data on the scene (a custom property); the extension's load
+    handler (`properties.apply_stored_settings`) moves them into scene.stillflow when the file is opened.
+    Nothing of the extension needs to be registered to write them."""
+    scene[STORED_SETTINGS] = {"image": photo.name, "field_image": motion.name, "frames": int(frames),
+                              "fps": float(fps)}
 
 
 def _relative(path: Path, start: Path) -> str:
@@ -224,6 +205,22 @@ def _relative(path: Path, start: Path) -> str:
         return "//" + os.path.relpath(path, start).replace(os.sep, "/")
     except ValueError:  # another drive on Windows
         return str(path)
+
+
+def check_blend(path: Path, name: str) -> None:
+    """A .blend that Blender really finished: it ends with the ENDB block (Blender's save does not raise
+    when the disk fills; it leaves a truncated file)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(7)
+            f.seek(max(0, size - 64))
+            tail = f.read()
+    except OSError as err:
+        raise OutputError(f"{name} could not be written ({err.strerror or err})") from None
+    compressed = head[:4] == b"\x28\xb5\x2f\xfd"  # zstd: its frame checksum is Blender's business
+    if size == 0 or not (compressed or (head == b"BLENDER" and b"ENDB" in tail)):
+        raise OutputError(f"{name} was cut short while it was written ({size} bytes): is the disk full?")
 
 
 def _bpy():
@@ -252,7 +249,7 @@ def write_blend(path, image_path, field, frame_paths, fps: float) -> Path:
     path = Path(path).absolute()
     field = np.asarray(field, dtype=np.float32)
     if field.ndim != 3 or field.shape[2] != 2:
-        raise ValueError(f"field must be (H, W, 2), got {field.shape}")
+        raise InputError(f"field must be (H, W, 2), got {field.shape}")
     height, width = field.shape[:2]
 
     if isinstance(frame_paths, str | os.PathLike) and Path(frame_paths).suffix.lower() in MOVIE_SUFFIXES:
@@ -292,18 +289,9 @@ def write_blend(path, image_path, field, frame_paths, fps: float) -> Path:
     scene.render.resolution_percentage = 100
     _show_editors(motion)
 
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}.blend")
-    try:
-        with _settings_registered() as have_settings, _stdout_to_stderr():
-            if have_settings:
-                _fill_settings(scene, photo, motion, int(n_frames), float(fps))
-            bpy.ops.wm.save_as_mainfile(
-                filepath=str(tmp), check_existing=False, relative_remap=False, copy=True
-            )
-        if not tmp.is_file():
-            raise RuntimeError(f"Blender did not write {tmp}")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-        Path(str(tmp) + "1").unlink(missing_ok=True)  # Blender's backup copy, if any
+    _store_settings(scene, photo, motion, int(n_frames), float(fps))
+    with atomic_file(path) as tmp:
+        with _stdout_to_stderr():
+            bpy.ops.wm.save_as_mainfile(filepath=str(tmp), check_existing=False, relative_remap=False, copy=True)
+        check_blend(tmp, path.name)
     return path

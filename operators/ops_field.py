@@ -1,33 +1,27 @@
 """Operators for the motion field: predict it into a float image, and move it to and from a grid mesh."""
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import bpy
 from bpy.props import BoolProperty
 
-from ..core import motion as cmotion
 from ..core.errors import InputError
-from ..core.hints import Hints
+from ..core.job import Job
+from ..core.pipeline import Inputs, Motion, motion_for
 from . import blender_io, field_mesh, mask_hints
 from .common import get_field_image, get_photo, reports_errors, unique_datablock_name
 from .preferences import get_preferences
-
-SOURCE_TO_CORE = {"AUTO": "auto", "MODEL": "model", "HINTS": "hints", "BOTH": "model"}
+from .properties import job_from_scene
 
 
 @dataclass
 class PredictJob:
-    """Everything `core.motion.predict_motion` needs, gathered from the scene."""
+    """The photo's inputs and the one job description, gathered from the scene for the pipeline's motion
+    step (`core.pipeline.motion_for`)."""
 
-    rgb: object
-    mask: object = None
-    hints: Hints | None = None
-    source: str = "auto"
-    model_path: str | None = None
-    device: str = "auto"
-    feather_px: float = 12.0
-    notes: list[str] = field(default_factory=list)
+    inputs: Inputs
+    job: Job
 
     @classmethod
     def from_context(cls, context, photo) -> "PredictJob":
@@ -36,48 +30,34 @@ class PredictJob:
             raise InputError(
                 "Motion source is 'Field Image', which is used as it is: choose Model or Hints to predict"
             )
-        rgb = blender_io.read_photo(photo)
+        rgb, alpha = blender_io.read_photo_alpha(photo)
         h, w = rgb.shape[:2]
         hints = mask_hints.gather_hints(context, w, h)
         if settings.motion_source == "MODEL" and hints is not None:
             hints.arrows = []  # masks and freeze regions still apply
-        prefs = get_preferences(context)
-        return cls(
-            rgb=rgb,
-            mask=blender_io.read_gray(settings.mask_image, (h, w)) if settings.mask_image else None,
-            hints=hints,
-            source=SOURCE_TO_CORE[settings.motion_source],
-            model_path=(bpy.path.abspath(prefs.model_path) if prefs and prefs.model_path else None),
-            device=prefs.device if prefs else "auto",
-            feather_px=settings.feather_px,
-        )
+        mask = blender_io.read_gray(settings.mask_image, (h, w)) if settings.mask_image else None
+        inputs = Inputs(rgb, alpha, hints, mask, name=photo.name)
+        return cls(inputs, job_from_scene(settings, get_preferences(context)))
 
     def key(self) -> str:
-        digest = hashlib.sha1(self.rgb.tobytes())
-        if self.mask is not None:
-            digest.update(self.mask.tobytes())
-        digest.update(repr((self.hints, self.source, self.model_path, self.device, self.feather_px)).encode())
+        digest = hashlib.sha1(self.inputs.rgb.tobytes())
+        for extra in (self.inputs.alpha, self.inputs.mask):
+            if extra is not None:
+                digest.update(extra.tobytes())
+        digest.update(repr((self.inputs.hints, self.job.motion, self.job.device)).encode())
         return digest.hexdigest()
 
-    def run(self) -> cmotion.MotionResult:
-        """core.motion.predict_motion, cached for the same inputs (a redo-panel tweak must not rerun it)."""
+    def run(self) -> Motion:
+        """The pipeline's motion step, cached for the same inputs (a redo-panel tweak must not rerun it)."""
         key = self.key()
         if _last_result and _last_result[0] == key:
             return _last_result[1]
-        result = cmotion.predict_motion(
-            self.rgb,
-            mask=self.mask,
-            hints=self.hints,
-            source=self.source,
-            model_path=self.model_path,
-            device=self.device,
-            feather_px=self.feather_px,
-        )
+        result = motion_for(self.inputs, self.job)
         _last_result[:] = [key, result]
         return result
 
 
-_last_result: list = []  # [key, MotionResult] of the last prediction
+_last_result: list = []  # [key, Motion] of the last prediction
 
 
 class STILLFLOW_OT_predict_motion(bpy.types.Operator):

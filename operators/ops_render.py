@@ -10,10 +10,14 @@ import math
 import bpy
 
 from ..core.errors import StillflowError
-from ..core.render import RenderSettings, loop_warnings
+from ..core.imageio import check_writable_dir
+from ..core.pipeline import Inputs, Pipeline
+from ..core.sinks import FramesSink
 from . import blender_io, outputs
+from .bpy_sinks import Mp4Sink
 from .common import get_field_image, get_photo, output_base, reports_errors, safe_stem
 from .preferences import get_preferences
+from .properties import job_from_scene
 from .render_job import RenderJob
 
 log = logging.getLogger(__name__)
@@ -26,49 +30,40 @@ def make_job(context) -> tuple[RenderJob, str]:
     """The RenderJob for the scene's settings, and where its output goes, in words."""
     settings = context.scene.stillflow
     photo = get_photo(context)
-    rgb = blender_io.read_photo(photo)
+    rgb, alpha = blender_io.read_photo_alpha(photo)
     motion = blender_io.read_field(get_field_image(context, photo), rgb.shape[:2])
-    prefs = get_preferences(context)
-    render_settings = RenderSettings(
-        frames=settings.frames,
-        fps=settings.fps,
-        speed=settings.speed,
-        feather_px=settings.feather_px,
-        device=prefs.device if prefs else "auto",
-    )
+    job = job_from_scene(settings, get_preferences(context))
+    job.motion.source = "field"
+    job.motion.field_path = get_field_image(context, photo).name
     base, why = output_base(settings)
+    check_writable_dir(base)
     stem = safe_stem(photo.name)
-    job = RenderJob(
-        rgb, motion, render_settings, base / f"{stem}_loop", stem, settings.output_format, settings.overwrite
-    )
-    return job, why
+    frames = FramesSink(stem, "exr" if job.output.fmt == "exr" else "png")
+    sinks = [frames, Mp4Sink(stem, frames_from=frames)] if job.output.fmt == "mp4" else [frames]
+    inputs = Inputs(rgb, alpha, field=motion, name=photo.name)
+    return RenderJob(Pipeline(job, inputs, sinks, base, stem)), why
 
 
 def finish_outputs(context, job: RenderJob) -> list[str]:
-    """Commit the frames and add what the settings ask for; returns report lines."""
+    """Add what the settings ask for to the scene; returns report lines."""
     settings, scene = context.scene.stillflow, context.scene
-    paths = job.commit()
-    lines = [f"{len(paths)} frames in {job.out_dir}"]
-    if settings.output_format == "MP4":
-        try:
-            from .encode import write_mp4
-
-            movie = write_mp4(paths, job.out_dir / f"{job.stem}.mp4", settings.fps)
-            lines.append(f"movie {movie.name}")
-        except (ImportError, RuntimeError, ValueError) as err:
-            lines.append(f"no MP4 ({err}); the frames are there")
+    paths = job.frame_paths()
+    lines = [f"{len(paths)} frames in {job.outputs[0]}"]
+    lines += [f"movie {p.name}" for p in job.outputs[1:]]
+    lines += job.pipeline.notes
     targets = settings.outputs
+    stem = job.pipeline.stem
     if "SEQUENCER" in targets:
         strip = outputs.add_strip(scene, paths)
         lines.append(f"strip '{strip.name}' in channel {strip.channel}")
     if targets & {"MATERIAL", "WORLD"}:
-        image = outputs.sequence_image(f"{job.stem}_loop", paths)
+        image = outputs.sequence_image(f"{stem}_loop", paths)
         if "MATERIAL" in targets:
             objects = [o for o in context.selected_objects if o.type == "MESH"]
-            mat = outputs.add_material(f"{job.stem}_loop", image, len(paths), scene.frame_current, objects)
+            mat = outputs.add_material(f"{stem}_loop", image, len(paths), scene.frame_current, objects)
             lines.append(f"material '{mat.name}' on {len(objects)} objects")
         if "WORLD" in targets:
-            world = outputs.add_world(scene, f"{job.stem}_loop", image, len(paths), scene.frame_current)
+            world = outputs.add_world(scene, f"{stem}_loop", image, len(paths), scene.frame_current)
             lines.append(f"world '{world.name}'")
     return lines
 
@@ -138,7 +133,7 @@ class STILLFLOW_OT_render_loop(bpy.types.Operator):
         self._finish(context, cancelled=True)
 
     def _warn(self, job):
-        for warning in loop_warnings(job.motion, job.settings):
+        for warning in job.warnings():
             self.report({"WARNING"}, warning)
 
     def _show(self, context):

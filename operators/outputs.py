@@ -1,7 +1,6 @@
-"""Where a rendered loop goes in Blender: frame files, a sequencer strip, an animated texture.
-
-Frames are written with a scratch Blender image (Blender has no PIL): PNG holds the sRGB frame values as
-they are; EXR holds scene-linear values (the EXR convention). All functions run on the main thread.
+"""Where a rendered loop goes in Blender besides its files: a sequencer strip, an animated texture on a
+material or the world. All functions run on the main thread. (The files themselves are written by the
+pipeline's sinks: core/sinks.py, operators/bpy_sinks.py.)
 """
 
 from __future__ import annotations
@@ -10,64 +9,15 @@ import logging
 from pathlib import Path
 
 import bpy
-import numpy as np
 
-from ..core import field as cfield
-from ..core.imageio import srgb_to_linear
 from .common import unique_datablock_name
+from .encode import add_image_strip
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = {"PNG": ".png", "EXR": ".exr", "MP4": ".png"}  # MP4: PNG frames, then the movie
-
-
-class FrameWriter:
-    """Writes (H, W, 3) sRGB frames to files through one scratch image; `close()` removes the scratch."""
-
-    def __init__(self, width: int, height: int, fmt: str):
-        self.fmt = "OPEN_EXR" if fmt == "EXR" else "PNG"
-        is_float = self.fmt == "OPEN_EXR"
-        self._name = unique_datablock_name(bpy.data.images, ".stillflow_scratch")
-        image = bpy.data.images.new(self._name, width, height, alpha=False, float_buffer=is_float)
-        if is_float:
-            image.colorspace_settings.name = "Linear Rec.709"
-        image.file_format = self.fmt
-        self._name = image.name
-
-    def write(self, path: Path, rgb: np.ndarray) -> None:
-        image = bpy.data.images[self._name]
-        if self.fmt == "OPEN_EXR":
-            rgb = srgb_to_linear(rgb)
-        image.pixels.foreach_set(cfield.image_to_blender_rgba(rgb))
-        image.filepath_raw = str(path)
-        image.file_format = self.fmt
-        image.save()
-
-    def close(self) -> None:
-        image = bpy.data.images.get(self._name)
-        if image is not None:
-            bpy.data.images.remove(image)
-
-
 def add_strip(scene, frame_paths: list[Path]):
-    """An image strip at the current frame, in the first free channel above every strip."""
-    try:
-        from .encode import add_image_strip
-    except ImportError:  # pragma: no cover - encode.py ships with the extension
-        add_image_strip = None
-    if add_image_strip is not None:
-        return add_image_strip(scene, frame_paths, channel=None, frame_start=scene.frame_current)
-    se = scene.sequence_editor or scene.sequence_editor_create()
-    channel = 1 + max((s.channel for s in se.strips_all), default=0)
-    strip = se.strips.new_image(
-        name=frame_paths[0].stem,
-        filepath=str(frame_paths[0]),
-        channel=channel,
-        frame_start=scene.frame_current,
-    )
-    for p in frame_paths[1:]:
-        strip.elements.append(p.name)
-    return strip
+    """An image strip of the frames at the current frame, in the first free channel above every strip."""
+    return add_image_strip(scene, frame_paths, channel=None, frame_start=scene.frame_current)
 
 
 def sequence_image(name: str, frame_paths: list[Path]):

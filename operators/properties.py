@@ -13,6 +13,8 @@ from bpy.props import (
     StringProperty,
 )
 
+from ..core.job import PARAMS, Job, LoopSpec, MotionSpec, OutputSpec
+
 MOTION_SOURCES = (
     ("AUTO", "Automatic", "The model, guided by the hint arrows when there are any (the arrows alone when the "
      "model cannot run)"),
@@ -22,6 +24,9 @@ MOTION_SOURCES = (
     ("FIELD", "Field Image", "Use an existing motion field image as it is"),
 )
 
+# The Blender enum's items (kept for saved files) and the core motion source each one runs.
+MOTION_SOURCE_TO_CORE = {"AUTO": "auto", "MODEL": "model", "HINTS": "hints", "BOTH": "model", "FIELD": "field"}
+
 OUTPUT_TARGETS = (
     ("SEQUENCER", "Sequencer", "Add the loop as an image strip at the current frame"),
     ("MATERIAL", "Material", "Add the loop as an animated texture in a new material on the selected objects"),
@@ -30,9 +35,18 @@ OUTPUT_TARGETS = (
 
 OUTPUT_FORMATS = (
     ("PNG", "PNG", "8-bit PNG frames"),
-    ("EXR", "OpenEXR", "Half float OpenEXR frames"),
+    ("EXR", "OpenEXR", "32-bit float OpenEXR frames, scene-linear"),
     ("MP4", "MP4", "PNG frames plus an H.264 MP4 video"),
 )
+
+
+def _bounds(name: str) -> dict:
+    """Default, range and tooltip of a setting, from the one job description (core.job.PARAMS)."""
+    param = PARAMS[name]
+    out = {"default": param.default, "min": param.min, "max": param.max, "description": param.help.capitalize()}
+    if param.soft_max is not None:
+        out["soft_max"] = param.soft_max
+    return out
 
 
 def _is_not_field(self, image):
@@ -69,19 +83,10 @@ class StillflowSettings(bpy.types.PropertyGroup):
         type=bpy.types.Image,
         description='Motion field image (R = dx, G = dy up, px/frame); empty: "<photo>_motion"',
     )
-    frames: IntProperty(name="Frames", default=60, min=2, soft_max=600, description="Loop length in frames")
-    fps: FloatProperty(name="Frame Rate", default=30.0, min=1.0, max=240.0)
-    speed: FloatProperty(
-        name="Speed", default=1.0, min=0.0, soft_max=4.0, description="Multiplies the motion"
-    )
-    feather_px: FloatProperty(
-        name="Feather",
-        default=12.0,
-        min=0.0,
-        soft_max=100.0,
-        subtype="PIXEL",
-        description="Fade the motion over this many pixels where it runs into or out of the mask edge",
-    )
+    frames: IntProperty(name="Frames", **_bounds("frames"))
+    fps: FloatProperty(name="Frame Rate", **_bounds("fps"))
+    speed: FloatProperty(name="Speed", **_bounds("speed"))
+    feather_px: FloatProperty(name="Feather", subtype="PIXEL", **_bounds("feather_px"))
     outputs: EnumProperty(
         name="Add To",
         items=OUTPUT_TARGETS,
@@ -117,6 +122,45 @@ class StillflowStatus(bpy.types.PropertyGroup):
     device: StringProperty(name="Device", default="")
 
 
+def job_from_scene(settings, prefs=None) -> Job:
+    """The one job description (core.job.Job) from the scene's settings and the add-on preferences."""
+    model_path = bpy.path.abspath(prefs.model_path) if prefs is not None and prefs.model_path else None
+    return Job(
+        motion=MotionSpec(source=MOTION_SOURCE_TO_CORE[settings.motion_source], model_path=model_path,
+                          feather_px=settings.feather_px, sidecar_hints=False),
+        loop=LoopSpec(frames=settings.frames, fps=settings.fps, speed=settings.speed),
+        output=OutputSpec(fmt=settings.output_format.lower(), overwrite=settings.overwrite),
+        device=prefs.device if prefs is not None else "auto",
+    ).validate()
+
+
+STORED_SETTINGS = "stillflow_settings"  # written by encode.write_blend (the command line's .blend)
+
+
+@bpy.app.handlers.persistent
+def apply_stored_settings(*_args):
+    """A .blend written by the command line carries its loop settings as plain data on the scene: move them
+    into scene.stillflow once, when the file is opened."""
+    for scene in bpy.data.scenes:
+        stored = scene.get(STORED_SETTINGS)
+        if stored is None:
+            continue
+        settings = scene.stillflow
+        for key, images in (("image", True), ("field_image", True), ("frames", False), ("fps", False)):
+            value = stored.get(key)
+            if value is None:
+                continue
+            if images:
+                value = bpy.data.images.get(value)
+                if value is None:
+                    continue
+            try:
+                setattr(settings, key, value)
+            except (AttributeError, TypeError, ValueError):
+                pass  # e.g. out of range: keep the default
+        del scene[STORED_SETTINGS]
+
+
 classes = (StillflowSettings, StillflowStatus)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 
@@ -125,9 +169,12 @@ def register():
     _register_classes()
     bpy.types.Scene.stillflow = PointerProperty(type=StillflowSettings)
     bpy.types.WindowManager.stillflow = PointerProperty(type=StillflowStatus)
+    bpy.app.handlers.load_post.append(apply_stored_settings)
 
 
 def unregister():
+    if apply_stored_settings in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.remove(apply_stored_settings)
     del bpy.types.WindowManager.stillflow
     del bpy.types.Scene.stillflow
     _unregister_classes()

@@ -198,9 +198,11 @@ def test_stale_temp_files_cleaned_and_truncated_journal_line_tolerated(tmp_path)
     stems = make_inputs(in_dir, 3)
     r = h.run_cli(*batch_args(in_dir, out_dir))
     assert r.returncode == 0
-    # Simulate a kill: a half-written staging folder, a partial file, a cut journal line, a lost item.
+    # Simulate a kill: a half-written staging folder (with Stillflow's marker, naming a dead process), a
+    # cut journal line, a lost item. A user's file that merely looks like a temporary name stays.
     stage = out_dir / ".stillflow-tmp-photo01-p999999-deadbeef" / "item"
     stage.mkdir(parents=True)
+    (stage.parent / ".stillflow-stage").write_text("999999\n")
     (stage / "frame_0000.png").write_bytes(b"\x89PNG half")
     (out_dir / ".photo02.partial-999999.blend").write_bytes(b"BLENDER half")
     lines = (out_dir / "stillflow_journal.jsonl").read_text().splitlines()
@@ -212,6 +214,8 @@ def test_stale_temp_files_cleaned_and_truncated_journal_line_tolerated(tmp_path)
     r = h.run_cli(*batch_args(in_dir, out_dir))
     assert r.returncode == 0, r.stderr
     assert "(1 now, 2 earlier)" in r.stderr
+    assert (out_dir / ".photo02.partial-999999.blend").read_bytes() == b"BLENDER half"  # not ours: kept
+    (out_dir / ".photo02.partial-999999.blend").unlink()
     check_good_outputs(out_dir, stems)
 
 
@@ -271,7 +275,7 @@ def test_missing_input_folder(tmp_path):
 
 
 def test_journal_unit(tmp_path):
-    from stillflow.operators.batch import Journal
+    from stillflow.operators.cli.batch import Journal
 
     j = Journal(tmp_path / "j.jsonl")
     assert j.read() == {}

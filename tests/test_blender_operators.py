@@ -90,10 +90,10 @@ def test_render_to_sequencer_and_painting_changes_frames(blender, stillflow_ext,
     bpy.ops.stillflow.predict_motion()
     scene.frame_current = 7
     assert bpy.ops.stillflow.render_loop() == {"FINISHED"}
-    out = tmp_path / "out" / "blender_mcway_160x90_loop"
+    out = tmp_path / "out" / "blender_mcway_160x90_frames"  # the command line's names (core.job)
     files = sorted(out.glob("*.png"))
-    assert [f.name for f in files] == [f"blender_mcway_160x90_{i:04d}.png" for i in range(FRAMES)]
-    assert not list((tmp_path / "out").glob(".*partial*"))
+    assert [f.name for f in files] == [f"frame_{i:04d}.png" for i in range(FRAMES)]
+    assert not list((tmp_path / "out").glob(".stillflow-tmp-*"))
     strip = scene.sequence_editor.strips[0]
     assert strip.type == "IMAGE" and len(strip.elements) == FRAMES
     assert strip.frame_final_duration == FRAMES and strip.frame_final_start == 7
@@ -111,7 +111,7 @@ def test_render_to_sequencer_and_painting_changes_frames(blender, stillflow_ext,
     px = px.reshape(-1, 4)
     px[:, :2] *= 3.0
     field_img.pixels.foreach_set(px.ravel())
-    with pytest.raises(RuntimeError, match="already holds files"):
+    with pytest.raises(RuntimeError, match="already exists"):
         bpy.ops.stillflow.render_loop()  # never overwrites without asking
     settings.overwrite = True
     assert bpy.ops.stillflow.render_loop() == {"FINISHED"}
@@ -158,7 +158,7 @@ def test_cancel_leaves_no_files(blender, stillflow_ext, photo, tmp_path):
     job, _why = ops_render.make_job(bpy.context)
     job.start()
     assert job.step(0.0) is False and job.done == 1
-    assert list((tmp_path / "out").glob(".*partial*/*.png"))
+    assert list((tmp_path / "out").glob(".stillflow-tmp-*/*/*.png"))
     job.cancel()
     assert not any((tmp_path / "out").rglob("*.png"))
     assert not list((tmp_path / "out").iterdir())
@@ -264,7 +264,7 @@ def test_modal_ticks_to_completion_and_esc_cancels(blender, stillflow_ext, photo
         if result != {"RUNNING_MODAL"}:
             break
     assert result == {"FINISHED"}
-    assert len(list((out / "blender_mcway_160x90_loop").glob("*.png"))) == FRAMES
+    assert len(list((out / "blender_mcway_160x90_frames").glob("*.png"))) == FRAMES
     assert len(context.scene.sequence_editor.strips) == 1
     assert context.window_manager.stillflow.last_run_seconds > 0
 
@@ -276,10 +276,10 @@ def test_exr_and_mp4_outputs(blender, photo, tmp_path):
     bpy.ops.stillflow.predict_motion()
     settings.output_format = "EXR"
     assert bpy.ops.stillflow.render_loop() == {"FINISHED"}
-    out = tmp_path / "out" / "blender_mcway_160x90_loop"
-    assert len(list(out.glob("*.exr"))) == FRAMES
+    out = tmp_path / "out"
+    assert len(list((out / "blender_mcway_160x90_exr").glob("*.exr"))) == FRAMES
     settings.output_format, settings.overwrite = "MP4", True
     assert bpy.ops.stillflow.render_loop() == {"FINISHED"}
-    assert len(list(out.glob("*.png"))) == FRAMES and not list(out.glob("*.exr"))
-    movie = out / "blender_mcway_160x90.mp4"
+    assert len(list((out / "blender_mcway_160x90_frames").glob("*.png"))) == FRAMES
+    movie = out / "blender_mcway_160x90_loop.mp4"  # the command line's name for it too
     assert movie.is_file() and movie.stat().st_size > 0

@@ -34,7 +34,7 @@ def _frames(folder: Path) -> list[np.ndarray]:
 def test_imports_without_bpy():
     code = (
         "import sys; sys.modules['bpy'] = None\n"
-        "import stillflow.operators.cli as c, stillflow.operators.batch, stillflow.operators.encode\n"
+        "import stillflow.operators.cli as c, stillflow.operators.cli.batch, stillflow.operators.encode, stillflow.operators.bpy_sinks\n"
         "assert c.main(['--version']) == 0\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

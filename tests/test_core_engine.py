@@ -6,11 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from stillflow.core import integrate, render, splat
+from stillflow.core import engines, integrate, render
+from stillflow.core.engines import reference
 from stillflow.core.errors import InputError
 from stillflow.core.imageio import load_image
+from stillflow.core.job import LoopSpec
 from stillflow.core.quality import loop_quality
-from stillflow.core.render import RenderSettings, render_loop
+from stillflow.core.render import render_loop
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "mcway_falls.jpg"
@@ -39,8 +41,8 @@ def test_engine_splat_matches_reference(device, photo):
     flow = smooth_field(h, w) * 9.7  # displacements of ~15 px, crossing band borders
     flow[:7, :9] = np.nan  # dropped particles
     weight = rng.uniform(0.1, 2.0, (h, w)).astype(np.float32)
-    ref = splat.splat_reference(photo, flow, weight, 0.6)
-    eng = splat.get_engine(device)
+    ref = reference.splat_reference(photo, flow, weight, 0.6)
+    eng = engines.get_engine(device)
     acc = eng.zeros((h, w, 4))
     eng.accumulate(acc, eng.asarray(photo), eng.asarray(flow), eng.asarray(weight), 0.6)
     np.testing.assert_allclose(eng.to_numpy(acc), ref, rtol=1e-4, atol=2e-4)
@@ -51,8 +53,8 @@ def test_engine_coverage_blend_matches_reference(device, photo):
     h, w = photo.shape[:2]
     motion = smooth_field(h, w, amp=2.5)
     weight = render.softmax_weight(motion)
-    eng = splat.get_engine(device)
-    ref = splat.get_engine("numpy")
+    eng = engines.get_engine(device)
+    ref = engines.get_engine("numpy")
     fwd, bwd = motion * 6.0, -motion * 11.0  # stretched and squeezed regions, holes at the borders
     accs = []
     for e in (eng, ref):
@@ -82,7 +84,7 @@ def test_coverage_blend_removes_dotted_patterns_on_the_sample():
     mask = mask_from_hints(hints, (h, w))
     speckle = {}
     for blend in ("single", "coverage"):
-        frames = render_loop(img, motion, RenderSettings(frames=30, blend=blend, feather_px=6))
+        frames = render_loop(img, motion, LoopSpec(frames=30, blend=blend))
         speckle[blend] = loop_quality(frames, mask)["speckle"]
     assert speckle["single"] > 3 * speckle["coverage"], speckle
 
@@ -92,8 +94,8 @@ def test_engine_euler_step_matches_reference(device, photo):
     h, w = photo.shape[:2]
     motion = smooth_field(h, w, amp=2.0)
     flow = smooth_field(h, w, amp=30.0, seed=3)  # sends some particles out of the image
-    ref = splat.euler_step_reference(motion, flow)
-    eng = splat.get_engine(device)
+    ref = reference.euler_step_reference(motion, flow)
+    eng = engines.get_engine(device)
     got = eng.to_numpy(eng.step(eng.asarray(motion), eng.asarray(flow)))
     assert np.isnan(ref).any(), "the test needs particles that leave the image"
     np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
@@ -105,7 +107,7 @@ def test_constant_field_integrates_and_moves_by_t_pixels(photo):
     motion = np.zeros((h, w, 2), np.float32)
     motion[..., 0] = 2.0
     motion[..., 1] = -1.0
-    eng = splat.get_engine("cpu")
+    eng = engines.get_engine("cpu")
     for t, flow in enumerate(integrate.forward_fields(eng, motion, 6), start=1):
         inside = flow[t:, : w - 2 * t]
         np.testing.assert_allclose(inside[..., 0], 2.0 * t, atol=1e-5)
@@ -128,14 +130,14 @@ def test_periodic_pattern_loop_is_a_pure_shift():
     img = np.repeat(np.stack([row, row * 0.5, 1 - row], -1)[None], h, axis=0).astype(np.float32)
     motion = np.zeros((h, w, 2), np.float32)
     motion[..., 0] = v
-    for t, fr in enumerate(render_loop(img, motion, RenderSettings(frames=n, device="cpu", feather_px=0))):
+    for t, fr in enumerate(render_loop(img, motion, LoopSpec(frames=n), device="cpu")):
         shift = int(v * t)
         lo, hi = 20, w - 20
         np.testing.assert_allclose(fr.rgb[:, lo:hi], np.roll(img, shift, axis=1)[:, lo:hi], atol=1e-4)
 
 
 def test_zero_motion_gives_the_input(photo):
-    frames = list(render_loop(photo, np.zeros(photo.shape[:2] + (2,), np.float32), RenderSettings(frames=5)))
+    frames = list(render_loop(photo, np.zeros(photo.shape[:2] + (2,), np.float32), LoopSpec(frames=5)))
     assert len(frames) == 5
     for fr in frames:
         np.testing.assert_array_equal(fr.rgb, photo)
@@ -146,10 +148,10 @@ def test_loop_closes_without_a_seam(device, photo):
     h, w = photo.shape[:2]
     n = 24
     motion = smooth_field(h, w, amp=1.2)
-    frames = [f.rgb for f in render_loop(photo, motion, RenderSettings(frames=n, device=device))]
+    frames = [f.rgb for f in render_loop(photo, motion, LoopSpec(frames=n), device=device)]
     np.testing.assert_array_equal(frames[0], photo)
     # frame N computed directly: alpha = 0, backward stream after 0 steps -> the input itself
-    eng = splat.get_engine(device)
+    eng = engines.get_engine(device)
     acc = eng.zeros((h, w, 4))
     zero = eng.zeros((h, w, 2))
     fwd_n = zero
@@ -175,7 +177,7 @@ def test_splatting_conserves_weight(photo):
     tx, ty = gx + flow[..., 0], gy + flow[..., 1]
     inside = (tx >= 0) & (ty >= 0) & (tx < w - 1) & (ty < h - 1)
     flow[~inside] = np.nan
-    eng = splat.get_engine("cpu")
+    eng = engines.get_engine("cpu")
     acc = eng.zeros((h, w, 4))
     eng.accumulate(acc, photo, flow, weight, 0.75)
     assert acc[..., 3].sum() == pytest.approx(0.75 * weight[inside].sum(), rel=1e-5)
@@ -191,14 +193,14 @@ def test_masked_out_region_does_not_change(photo):
     motion = shape_motion(smooth_field(h, w, amp=1.0), mask, feather_px=6)
     n = 12
     reach = int(np.ceil(np.abs(motion).max() * n)) + 2
-    for fr in render_loop(photo, motion, RenderSettings(frames=n)):
+    for fr in render_loop(photo, motion, LoopSpec(frames=n)):
         np.testing.assert_allclose(fr.rgb[:, w // 2 + reach :], photo[:, w // 2 + reach :], atol=1e-5)
 
 
 def test_backward_fields_equal_direct_integration(photo):
     h, w = photo.shape[:2]
     motion = -smooth_field(h, w, amp=1.7)
-    eng = splat.get_engine("cpu")
+    eng = engines.get_engine("cpu")
     n = 17
     direct = [np.zeros((h, w, 2), np.float32)]
     for _ in range(1, n):
@@ -221,16 +223,16 @@ def test_bad_inputs_are_refused(photo):
     with pytest.raises(InputError, match="image is"):
         next(render_loop(photo, motion[:-1]))
     with pytest.raises(InputError, match="frames"):
-        next(render_loop(photo, motion, RenderSettings(frames=1)))
+        next(render_loop(photo, motion, LoopSpec(frames=1)))
 
 
 def test_ghosting_warning_suggests_a_loop_length(photo):
     h, w = photo.shape[:2]
     motion = np.zeros((h, w, 2), np.float32)
     motion[..., 0] = 3.0
-    warn = render.loop_warnings(motion, RenderSettings(frames=120))
+    warn = render.loop_warnings(motion, LoopSpec(frames=120))
     assert warn and "frames" in warn[0]
-    assert render.loop_warnings(motion, RenderSettings(frames=4)) == []
+    assert render.loop_warnings(motion, LoopSpec(frames=4)) == []
 
 
 def test_core_imports_without_bpy():

@@ -151,7 +151,7 @@ def test_onnx_matches_torch():
     onnx = pytest.importorskip("onnx")
     import onnxruntime as ort
     from onnx import numpy_helper
-    from stillflow.models.net import MotionUNet
+    from stillflow.models.training.net import MotionUNet
 
     m = onnx.load(str(DEFAULT_MODEL_PATH))
     weights = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
@@ -176,7 +176,7 @@ def test_rendered_scene_vector_pass_is_the_motion_that_happens():
     rendered frames 1 and 2 (OpenCV's DIS optical flow of the two renders agrees in direction and size)."""
     pytest.importorskip("bpy")
     import cv2
-    from stillflow.models.render_data import render_scene
+    from stillflow.models.training.render_data import render_scene
 
     s = render_scene(5, 160, 120, samples=16, kind="river", next_frame=True)
     a, b, m = s["rgb"], s["rgb_next"], s["motion"]
@@ -193,7 +193,7 @@ def test_rendered_scene_vector_pass_is_the_motion_that_happens():
 def test_training_stream_turns_hinted_samples_when_asked():
     """--p-turn reaches the samples: the same seed gives the same speeds, turned, and the hints turn with them."""
     pytest.importorskip("torch")
-    from stillflow.models.train import ProceduralStream
+    from stillflow.models.training.train import ProceduralStream
 
     plain = ProceduralStream(64, 0, p_hint=1.0, p_mask=0.0)
     turned = ProceduralStream(64, 0, p_hint=1.0, p_mask=0.0, p_turn=1.0)

@@ -1,7 +1,7 @@
 """Blender-rendered training and evaluation scenes with KNOWN motion (Cycles on the CPU, the ``bpy`` module).
 
-    python -m stillflow.models.render_data --start 0 --count 240            # training scenes -> cache
-    python -m stillflow.models.render_data --start 10000000 --count 30      # held-out scenes (evaluation)
+    python -m stillflow.models.training.render_data --start 0 --count 240            # training scenes -> cache
+    python -m stillflow.models.training.render_data --start 10000000 --count 30      # held-out scenes (evaluation)
 
 Each seed builds one scene from scratch (``numpy.random.default_rng(seed)`` picks everything), renders one
 frame with Cycles (CPU, few samples, no denoiser) and its Vector pass, and caches ``<seed>.npz`` with
@@ -35,10 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.imageio import linear_to_srgb
+from ...core.imageio import linear_to_srgb
 
 KINDS = ("sea", "waterfall", "river", "clouds")
-DEFAULT_CACHE = Path(__file__).resolve().parent / "data" / "rendered"
+DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "data" / "rendered"
 WIDTH, HEIGHT = 512, 384
 
 
@@ -498,7 +498,7 @@ def main(argv=None):
     if a.preview:
         import cv2
 
-        from .evaluate import flow_to_rgb
+        from .viz import flow_to_rgb
 
         tiles = []
         for seed in range(a.start, a.start + min(a.count, 8)):

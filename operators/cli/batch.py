@@ -23,13 +23,16 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import cli_jobs
+from ...core import staging
+from ...core.job import Job
+from ...core.pipeline import MANIFEST
+from . import item as cli_item
+from .worker import init_worker, run_item
 
 log = logging.getLogger("stillflow")
 
@@ -119,43 +122,8 @@ def list_items(in_dir: Path) -> list[Item]:
     return items
 
 
-def settings_key(opts) -> dict:
-    return {
-        "format": opts.fmt, "frames": opts.frames, "fps": opts.fps, "speed": opts.speed,
-        "motion": str(opts.motion), "max_size": opts.max_size,
-        "hints": None if opts.hints is None else str(opts.hints),
-        "mask": None if opts.mask is None else str(opts.mask),
-    }
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def run_item(image: str, out_dir: str, out_name: str, opts) -> dict:
-    """Animate one photo into OUT_DIR/<out_name>/; returns the journal fields. Runs in a worker process."""
-    from ..core.errors import StillflowError
-
-    started = time.perf_counter()
-    image_p, out_p = Path(image), Path(out_dir)
-    try:
-        # Build under the photo's own stem, then give the folder its unique name.
-        result = cli_jobs.animate_file(image_p, out_p, opts, layout="folder", progress=False,
-                                       folder_name=out_name, manifest_extra={"settings": settings_key(opts)})
-        return {"status": "done", "outputs": [str(p.relative_to(out_p)) for p in result.outputs],
-                "notes": result.notes, "motion_used": result.source_used,
-                "seconds": round(time.perf_counter() - started, 3)}
-    except StillflowError as err:
-        return {"status": "failed", "error": str(err), "seconds": round(time.perf_counter() - started, 3)}
-    except (MemoryError, OSError, RuntimeError, ValueError, TypeError, IndexError, KeyError, ImportError,
-            SystemError) as err:
-        from .cli import caused_by_interrupt
-
-        if caused_by_interrupt(err):
-            raise KeyboardInterrupt from err
-        log.debug("item %s failed", image, exc_info=True)
-        return {"status": "failed", "error": f"{type(err).__name__}: {err}",
-                "seconds": round(time.perf_counter() - started, 3)}
 
 
 # ------------------------------------------------------------------------------------------------ locking
@@ -163,7 +131,7 @@ def run_item(image: str, out_dir: str, out_name: str, opts) -> dict:
 
 @contextlib.contextmanager
 def batch_lock(out_dir: Path) -> Iterator[None]:
-    from ..core.errors import StillflowError
+    from ...core.errors import StillflowError
 
     path = out_dir / LOCK
     f = open(path, "a+")  # noqa: SIM115 - held for the whole batch
@@ -185,29 +153,6 @@ def batch_lock(out_dir: Path) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------- workers
 
 
-def _worker_init(level: int, quiet_loggers: tuple[str, ...] = (), n_jobs: int = 1) -> None:
-    """Worker process set-up: die with the batch (Linux), log like it, share the cores with the other
-    workers (numba/torch/ONNX threads), turn SIGTERM into KeyboardInterrupt so cleanup runs."""
-    threads = str(max(1, (os.cpu_count() or 1) // max(1, n_jobs)))
-    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
-        os.environ.setdefault(var, threads)
-    try:
-        import ctypes
-        import signal
-
-        if sys.platform.startswith("linux"):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    logging.basicConfig(level=level, format="stillflow: %(message)s", stream=sys.stderr)
-    for name in quiet_loggers:
-        logging.getLogger(name).setLevel(logging.WARNING)
-    from .cli import sigterm_as_interrupt
-
-    sigterm_as_interrupt().__enter__()  # SIGTERM -> KeyboardInterrupt -> staging folder removed
-
-
 def _progress(total: int, enabled: bool):
     if not enabled:
         return None
@@ -218,24 +163,25 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, unit="photo", desc="batch", file=sys.stderr, dynamic_ncols=True)
 
 
-def run_batch(in_dir: Path, out_dir: Path, opts, n_jobs: int = 1, retry_failed: bool = False,
+def run_batch(in_dir: Path, out_dir: Path, job: Job, n_jobs: int = 1, retry_failed: bool = False,
               progress: bool = True) -> BatchReport:
-    from ..core import imageio
-    from ..core.errors import InputError
+    from ...core import imageio
+    from ...core.errors import InputError
 
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     if not in_dir.is_dir():
         raise InputError(f"input folder not found: {in_dir}")
-    cli_jobs.require_bpy_for(opts.fmt)
+    cli_item.require_bpy_for(job.output.fmt)
     imageio.check_writable_dir(out_dir)
     report = BatchReport()
     with batch_lock(out_dir):
-        stale = cli_jobs.clean_stale_stages(out_dir, only_dead=False)
+        stale = staging.clean_stale(out_dir, only_dead=False)
         if stale:
             log.info("removed %d unfinished item(s) left by an earlier run", stale)
         journal = Journal(out_dir / JOURNAL)
         records = journal.read()
-        key = settings_key(opts)
+        key = job.settings_key()
+        job_dict = job.to_dict()
         items = list_items(in_dir)
         if not items:
             log.warning("no photos found in %s", in_dir)
@@ -278,11 +224,11 @@ def run_batch(in_dir: Path, out_dir: Path, opts, n_jobs: int = 1, retry_failed: 
         try:
             if n_jobs <= 1 or len(todo) <= 1:
                 for item in todo:
-                    record(item, run_item(str(item.path), str(out_dir), item.out_name, opts))
+                    record(item, run_item(str(item.path), str(out_dir), item.out_name, job_dict))
                     if bar is not None:
                         bar.update(1)
             else:
-                _run_pool(todo, out_dir, opts, n_jobs, record, bar)
+                _run_pool(todo, out_dir, job_dict, n_jobs, record, bar)
         finally:
             if bar is not None:
                 bar.close()
@@ -291,17 +237,17 @@ def run_batch(in_dir: Path, out_dir: Path, opts, n_jobs: int = 1, retry_failed: 
     return report
 
 
-def _run_pool(todo, out_dir, opts, n_jobs, record, bar) -> None:
+def _run_pool(todo, out_dir, job_dict, n_jobs, record, bar) -> None:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = multiprocessing.get_context("spawn")  # no forking of a process holding bpy/numba/torch threads
     level = logging.getLogger().level
     quiet = tuple(n for n in QUIET_IN_BATCH if logging.getLogger(n).level == logging.WARNING)
-    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=_worker_init,
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=init_worker,
                                initargs=(level, quiet, n_jobs))
     try:
-        pending = {pool.submit(run_item, str(it.path), str(out_dir), it.out_name, opts): it for it in todo}
+        pending = {pool.submit(run_item, str(it.path), str(out_dir), it.out_name, job_dict): it for it in todo}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
@@ -321,14 +267,14 @@ def _run_pool(todo, out_dir, opts, n_jobs, record, bar) -> None:
             with contextlib.suppress(Exception):
                 proc.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
-        cli_jobs.clean_stale_stages(out_dir, only_dead=False)
+        staging.clean_stale(out_dir, only_dead=False)
         raise
     pool.shutdown(wait=True)
 
 
 def _adoptable(final: Path, item: Item, key: dict) -> bool:
     """A complete output folder (renamed into place) whose journal line was lost: same input and settings."""
-    manifest = final / cli_jobs.MANIFEST
+    manifest = final / MANIFEST
     if not manifest.is_file():
         return False
     try:
@@ -341,7 +287,7 @@ def _adoptable(final: Path, item: Item, key: dict) -> bool:
 
 
 def _listing(final: Path, out_dir: Path) -> list[str]:
-    return sorted(str(p.relative_to(out_dir)) for p in final.iterdir() if p.name != cli_jobs.MANIFEST)
+    return sorted(str(p.relative_to(out_dir)) for p in final.iterdir() if p.name != MANIFEST)
 
 
 def _summary(report: BatchReport, total: int, out_dir: Path) -> None:

@@ -1,6 +1,6 @@
 """Export the trained motion U-Net to ONNX and check it against torch.
 
-    python -m stillflow.models.export --ckpt models/runs/motion.pt --out models/stillflow_motion.onnx
+    python -m stillflow.models.training.export --ckpt models/runs/motion.pt --out models/stillflow_motion.onnx
 
 The graph takes ``input`` (N, 6, H, W) float32 and returns ``motion`` (N, 2, H, W) float32, with N, H and W
 dynamic (H and W must be multiples of 16; core/model.py pads). Opset 17 (onnxruntime 1.31 runs it). The
@@ -17,7 +17,7 @@ import torch
 
 from .net import MotionUNet
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent  # models/
 OPSET = 17
 
 

@@ -18,7 +18,7 @@ Public entry points:
     sample_hints(rng, motion, mask) -> list of (x, y, dx, dy)
     dense_from_points(points, shape, sigma=None) -> (H,W,2)   normalised Gaussian interpolation (DESIGN.md)
     make_sample(seed, size=160, p_hint=0.5, p_mask=0.5) -> dict of network input (6,H,W) and target (2,H,W)
-    sample_from_scene(rng, rgb, motion, size, ...) -> the same from any scene (models/render_data.py's too)
+    sample_from_scene(rng, rgb, motion, size, ...) -> the same from any scene (models/training/render_data.py's too)
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ import math
 
 import cv2
 import numpy as np
+
+# Training seeds are 0 .. EVAL_SEED_START - 1; evaluation uses seeds from EVAL_SEED_START up, never trained on.
+EVAL_SEED_START = 10_000_000
 
 MOTION_THRESHOLD = 0.2161635  # px/frame, |M| above this counts as moving (reference data)
 
@@ -609,7 +612,7 @@ def sample_from_scene(rng, rgb, mot, size, p_hint=0.5, p_mask=0.5, jitter=False,
     }
 
 
-if __name__ == "__main__":  # quick look: python -m stillflow.models.data OUT.png
+if __name__ == "__main__":  # quick look: python -m stillflow.models.training.data OUT.png
     import sys
 
     out = sys.argv[1] if len(sys.argv) > 1 else "/tmp/scenes.png"

@@ -1,7 +1,7 @@
-"""Train Stillflow's motion U-Net on scenes with known motion: procedural (models/data.py) and, with
-``--p-rendered``, Blender-rendered ones (models/render_data.py, rendered into its cache beforehand).
+"""Train Stillflow's motion U-Net on scenes with known motion: procedural (models/training/data.py) and, with
+``--p-rendered``, Blender-rendered ones (models/training/render_data.py, rendered into its cache beforehand).
 
-    python -m stillflow.models.train --minutes 35 --out models/runs/motion.pt
+    python -m stillflow.models.training.train --minutes 35 --out models/runs/motion.pt
 
 Runs on the CPU (one torch thread by default, one data worker process) or on CUDA when there is one.
 Training seeds are 0 .. 9,999,999; evaluation uses seeds from 10,000,000 up (models/evaluate.py), never
@@ -21,15 +21,13 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from . import render_data
-from .data import make_sample, sample_from_scene
+from .data import EVAL_SEED_START, make_sample, sample_from_scene
 from .net import MotionUNet, count_params
-
-EVAL_SEED_START = 10_000_000
 
 
 class ProceduralStream(IterableDataset):
     """Endless samples: procedural scenes drawn from consecutive seeds, and with probability ``p_rendered`` a
-    Blender-rendered scene from ``models/render_data.py``'s cache (training seeds only) instead."""
+    Blender-rendered scene from ``models/training/render_data.py``'s cache (training seeds only) instead."""
 
     def __init__(
         self, size, start=0, p_hint=0.5, p_mask=0.5, p_rendered=0.0, rendered_cache=None, p_turn=0.0
@@ -43,7 +41,7 @@ class ProceduralStream(IterableDataset):
             self._listed = time.time()
             if not self.rendered:
                 raise SystemExit(
-                    f"no rendered scenes in {self.cache}: run python -m stillflow.models.render_data first"
+                    f"no rendered scenes in {self.cache}: run python -m stillflow.models.training.render_data first"
                 )
 
     def _sample(self, seed):
@@ -95,13 +93,13 @@ def main(argv=None):
     ap.add_argument("--seed-start", type=int, default=0)
     ap.add_argument("--p-hint", type=float, default=0.5, help="probability that a sample has hints")
     ap.add_argument("--p-mask", type=float, default=0.5, help="probability that a sample has a mask")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "runs" / "motion.pt"))
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "runs" / "motion.pt"))
     ap.add_argument("--resume", default=None)
     ap.add_argument("--p-rendered", type=float, default=0.0, help="share of Blender-rendered scenes")
     ap.add_argument("--rendered-cache", default=None, help="render_data cache (default models/data/rendered)")
     ap.add_argument("--inside-weight", type=float, default=0.0, help="extra loss weight inside a given mask")
     ap.add_argument("--p-turn", type=float, default=0.0, help="share of hinted samples with turned motion")
-    ap.add_argument("--freeze-backbone", action="store_true", help="train only the hint head (models/net.py)")
+    ap.add_argument("--freeze-backbone", action="store_true", help="train only the hint head (models/training/net.py)")
     ap.add_argument(
         "--gate-bias", type=float, default=None, help="set the hint gate's bias (pass-through prior)"
     )

@@ -20,7 +20,7 @@ picture (0 when the mask is all ones, i.e. no mask), ``hinted = 1`` when any hin
 ``given`` the net cannot tell "no mask" (where the hint field spreads over land that must stay still) from
 "a mask over this region" (where the hints should pass through) deep inside a large mask. Because the hint
 head's terms vanish without hints, it can be trained with the rest of the net frozen: the motion the net
-predicts without hints does not change (models/train.py ``--freeze-backbone``).
+predicts without hints does not change (models/training/train.py ``--freeze-backbone``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,38 @@
+"""The engine interface: what every splatting engine offers, on its own array type.
+
+`core.render` is written once against it; `reference.NumpyEngine` is the plain numpy reference every engine
+is tested against (`tests/test_core_engine.py`). Flows hold NaN for particles that left the image.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+EPS = 1e-6  # a pixel with less splatted weight than this is a hole
+DENSE = 0.98  # see cpu_kernels.DENSE
+
+
+class Engine(Protocol):
+    name: str  # "numpy", "cpu-numba", "torch-cuda", ...
+    device: str  # "cpu" or "cuda"
+
+    def asarray(self, a) -> Any:
+        """A numpy array as the engine's array (float32)."""
+
+    def to_numpy(self, a) -> Any: ...
+
+    def zeros(self, shape: tuple[int, ...]) -> Any: ...
+
+    def step(self, motion, flow) -> Any:
+        """One Euler step: flow + motion(x + flow), bilinear; particles leaving the image become NaN."""
+
+    def accumulate(self, acc, src, flow, weight, scale: float) -> None:
+        """Bilinear forward splat of scale * weight * src into acc[..., :C] and of scale * weight into
+        acc[..., C]; with one channel more (C + 2), the bilinear tap count (coverage) into acc[..., C + 1]."""
+
+    def normalise(self, acc) -> tuple[Any, Any]:
+        """One normalisation of one accumulator: (rgb numpy (H, W, C) with NaN holes, holes bool (H, W))."""
+
+    def blend(self, acc_f, acc_b, alpha: float) -> tuple[Any, Any]:
+        """The two streams (each (H, W, C + 2)) blended by alpha times their smoothed coverage:
+        (rgb numpy (H, W, C) with NaN holes, holes)."""

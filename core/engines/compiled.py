@@ -1,0 +1,76 @@
+"""The compiled CPU engine (numba kernels in `cpu_kernels.py`): the path Blender and the command line use
+by default; no torch needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .base import EPS
+from .reference import NumpyEngine
+
+KERNELS_MODULE = "_stillflow_cpu_kernels"
+
+
+def load_cpu_kernels():
+    """Import ``cpu_kernels.py`` under one fixed module name.
+
+    numba's on-disk cache (``__pycache__`` beside the file) pickles the module name of each kernel and
+    re-imports it on load. The same file is imported as ``stillflow.core.cpu_kernels`` by the command line
+    and as ``bl_ext.<repo>.stillflow.core.cpu_kernels`` inside Blender; under a fixed name each process
+    can load what another compiled. The file has no relative imports, so it loads standalone.
+    """
+    import importlib.util
+    import sys
+
+    mod = sys.modules.get(KERNELS_MODULE)
+    if mod is None:
+        import numba  # noqa: F401  (ImportError here means: no compiled CPU path)
+
+        path = Path(__file__).with_name("cpu_kernels.py")
+        spec = importlib.util.spec_from_file_location(KERNELS_MODULE, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[KERNELS_MODULE] = mod
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException:
+            del sys.modules[KERNELS_MODULE]
+            raise
+    return mod
+
+
+class NumbaEngine(NumpyEngine):
+    """Compiled, multi-threaded CPU engine; no torch needed (the path Blender uses by default)."""
+
+    name = "cpu-numba"
+
+    def __init__(self):
+        self.k = load_cpu_kernels()
+        self.nbands = max(1, self.k.threads())
+
+    def step(self, motion, flow):
+        out = np.empty_like(flow)
+        self.k.euler_step(motion, flow, out)
+        return out
+
+    def accumulate(self, acc, src, flow, weight, scale):
+        lo, hi = self.k.row_reach(flow)
+        self.k.splat_accumulate(acc, src, flow, weight, np.float32(scale), lo, hi, self.nbands)
+
+    def normalise(self, acc):
+        out = np.empty(acc.shape[:2] + (acc.shape[2] - 1,), np.float32)
+        self.k.normalise(acc, out, np.float32(EPS))
+        holes = np.isnan(out[..., 0])
+        return out, holes
+
+    def blend(self, acc_f, acc_b, alpha):
+        h, w, k = acc_f.shape
+        if getattr(self, "_box", None) is None or self._box[0].shape != acc_f.shape:
+            self._box = tuple(np.empty((h, w, k), np.float32) for _ in range(3))  # reused every frame
+        tmp, sums_f, sums_b = self._box
+        self.k.box3(acc_f, tmp, sums_f)
+        self.k.box3(acc_b, tmp, sums_b)
+        out = np.empty((h, w, k - 2), np.float32)
+        self.k.blend_streams(acc_f, sums_f, acc_b, sums_b, np.float32(alpha), out, np.float32(EPS))
+        return out, np.isnan(out[..., 0])

@@ -1,0 +1,134 @@
+"""Where frames go: one small writer per output format, each with the same three calls.
+
+A sink is opened on a `core.staging.Stage` (`open(stage, width, height, loop)`), gets every frame in order
+(`write(index, rgb)`: float32 (H, W, 3) sRGB-encoded values in [0, 1]) and finishes inside the stage
+(`close()`); the pipeline then renames the stage's entries named in `names` onto their final names.
+`abort()` drops what a sink holds in memory. Sinks that need bpy (MP4 through Blender's FFmpeg, the .blend)
+live on the Blender side (`operators/bpy_sinks.py`) and follow the same protocol.
+
+- `FramesSink("png")`: 8-bit sRGB PNG frames in `<stem>_frames/frame_0000.png ...`
+- `FramesSink("exr")`: 32-bit float **scene-linear** EXR frames in `<stem>_exr/` (as OpenEXR, Blender and
+  every compositor read EXR)
+- `AnimationSink("gif" | "webp")`: one looping animated file `<stem>_loop.gif` / `.webp`
+"""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import OutputError
+from .imageio import save_exr_rgb, save_png, srgb_to_linear
+from .job import LoopSpec, frame_name, output_names
+from .render import frame_to_uint8
+
+
+class Sink(Protocol):
+    names: list[str]  # what it leaves in the stage, to be renamed onto the final names
+
+    def open(self, stage, width: int, height: int, loop: LoopSpec) -> None: ...
+
+    def write(self, index: int, rgb: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+def write_error(what: str, err: OSError) -> OutputError:
+    """One line for a failed write (a full disk says so)."""
+    if err.errno == errno.ENOSPC:
+        return OutputError(f"the disk is full: {what} could not be written; free some space and run again")
+    return OutputError(f"{what} could not be written ({err.strerror or err})")
+
+
+class FramesSink:
+    """A folder of numbered frames: PNG (8-bit sRGB) or EXR (32-bit float, scene-linear)."""
+
+    def __init__(self, stem: str, fmt: str = "png", even: bool = False, hidden: bool = False):
+        if fmt not in ("png", "exr"):
+            raise ValueError(f"FramesSink writes png or exr, not {fmt}")
+        self.fmt = fmt
+        self.folder_name = f".frames-{fmt}" if hidden else output_names(stem)[fmt]
+        self.names = [] if hidden else [self.folder_name]  # hidden: frames for an encoder, never an output
+        self.even = even  # crop to even sizes (H.264 frames)
+        self.folder: Path | None = None
+        self.paths: list[Path] = []
+
+    def open(self, stage, width: int, height: int, loop: LoopSpec) -> None:
+        self.folder = stage / self.folder_name
+        try:
+            self.folder.mkdir()
+        except OSError as err:
+            raise write_error(self.folder_name, err) from None
+
+    def write(self, index: int, rgb: np.ndarray) -> None:
+        path = self.folder / frame_name(index, "." + self.fmt)
+        try:
+            if self.fmt == "exr":
+                save_exr_rgb(path, srgb_to_linear(rgb))
+            else:
+                if self.even:
+                    rgb = rgb[: rgb.shape[0] & ~1, : rgb.shape[1] & ~1]
+                save_png(path, frame_to_uint8(rgb))
+        except OSError as err:
+            raise write_error(f"frame {path.name}", err) from None
+        self.paths.append(path)
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        self.paths.clear()
+
+
+class AnimationSink:
+    """One animated GIF or WebP that loops forever (frames kept in memory as 8-bit until close)."""
+
+    def __init__(self, stem: str, fmt: str):
+        if fmt not in ("gif", "webp"):
+            raise ValueError(f"AnimationSink writes gif or webp, not {fmt}")
+        self.fmt = fmt
+        self.names = [output_names(stem)[fmt]]
+        self.frames: list[np.ndarray] = []
+
+    def open(self, stage, width: int, height: int, loop: LoopSpec) -> None:
+        self.path = stage / self.names[0]
+        self.fps = loop.fps
+
+    def write(self, index: int, rgb: np.ndarray) -> None:
+        self.frames.append(frame_to_uint8(rgb))
+
+    def close(self) -> None:
+        from .imageio import pil
+
+        Image = pil()
+        images = [Image.fromarray(f) for f in self.frames]
+        self.frames = []
+        duration = max(20, round(1000.0 / self.fps))  # ms; browsers treat < 20 ms GIF delays as 100 ms
+        try:
+            if self.fmt == "gif":
+                images = [im.quantize(colors=256, method=Image.Quantize.MEDIANCUT,
+                                      dither=Image.Dither.FLOYDSTEINBERG) for im in images]
+                images[0].save(self.path, save_all=True, append_images=images[1:], duration=duration, loop=0,
+                               optimize=False, disposal=1)
+            else:
+                images[0].save(self.path, format="WEBP", save_all=True, append_images=images[1:],
+                               duration=duration, loop=0, quality=80, method=4)
+        except OSError as err:
+            raise write_error(self.names[0], err) from None
+
+    def abort(self) -> None:
+        self.frames = []
+
+
+def file_sinks(stem: str, fmt: str) -> list:
+    """The bpy-free sinks for a format (mp4 needs the Blender side's sinks)."""
+    if fmt in ("png", "exr"):
+        return [FramesSink(stem, fmt)]
+    if fmt in ("gif", "webp"):
+        return [AnimationSink(stem, fmt)]
+    raise ValueError(f"no bpy-free sink for {fmt}")

@@ -1,0 +1,139 @@
+"""The one staging mechanism every writer uses: build outputs in a hidden folder, rename them into place.
+
+A `Stage` is a folder `.stillflow-tmp-<stem>-p<pid>-<random>` made beside the final outputs (the same file
+system, so the renames are atomic) holding a marker file that says Stillflow made it. Writers put their
+files inside it; `commit()` renames each onto its final name (an existing folder there is moved into the
+stage first and removed with it), `abort()` removes the stage. Only stage folders that carry the marker are
+ever removed, never anything a user made (`clean_stale`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import InputError, OutputError
+
+log = logging.getLogger(__name__)
+
+PREFIX = ".stillflow-tmp-"
+MARKER = ".stillflow-stage"
+
+
+class Stage:
+    """A staging folder inside ``parent``; use as a context manager (an exception aborts it)."""
+
+    def __init__(self, parent: str | os.PathLike, stem: str):
+        self.parent = Path(parent)
+        self.path = self.parent / f"{PREFIX}{_safe(stem)}-p{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            self.path.mkdir()
+            (self.path / MARKER).write_text(f"{os.getpid()}\n", encoding="utf-8")
+        except OSError as err:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise OutputError(f"cannot write to {self.parent} ({err.strerror or err}): choose another folder") from None
+        self._open = True
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __enter__(self) -> Stage:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.abort()
+
+    def commit(self, moves: dict[str, Path], overwrite: bool = False) -> list[Path]:
+        """Rename ``stage/<name>`` onto each final path (in order); returns the final paths.
+
+        An existing final path is refused unless ``overwrite``; with it, a file is replaced and a folder is
+        moved into the stage (removed with it). A symlink at a final name is replaced, never followed."""
+        finals = [Path(p) for p in moves.values()]
+        if not overwrite:
+            refuse_existing(finals)
+        for name, final in moves.items():
+            src = self.path / name
+            if final.is_dir() and not final.is_symlink():
+                os.replace(final, self.path / f"old-{uuid.uuid4().hex[:8]}")
+            os.replace(src, final)
+        return finals
+
+    def abort(self) -> None:
+        """Remove the stage (and whatever is inside it); safe to call more than once."""
+        if self._open:
+            self._open = False
+            remove_stage(self.path)
+
+
+def _safe(stem: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem)[:60] or "x"
+
+
+def refuse_existing(paths) -> None:
+    for p in paths:
+        p = Path(p)
+        if p.exists() or p.is_symlink():
+            raise InputError(f"{p} already exists: pass --overwrite to replace it (nothing was changed)")
+
+
+def is_stage(path: Path) -> bool:
+    """True for a folder Stillflow staged (name and marker both), never for a link."""
+    return (path.name.startswith(PREFIX) and path.is_dir() and not path.is_symlink()
+            and (path / MARKER).is_file())
+
+
+def remove_stage(path: Path) -> None:
+    if is_stage(path):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def clean_stale(folder: str | os.PathLike, only_dead: bool = True) -> int:
+    """Remove stage folders directly inside ``folder`` left by runs that died (``only_dead``: their process
+    is gone; else every stage but this process's own). Returns how many were removed."""
+    folder = Path(folder)
+    removed = 0
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return 0
+    for p in entries:
+        if not is_stage(p):
+            continue
+        try:
+            pid = int((p / MARKER).read_text(encoding="utf-8").strip() or 0)
+        except (OSError, ValueError):
+            pid = 0
+        if pid == os.getpid() or (only_dead and pid and _alive(pid)):
+            continue
+        remove_stage(p)
+        removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a path inside a stage beside ``path``; it is renamed onto ``path`` only if the block completes."""
+    path = Path(path)
+    with Stage(path.parent if str(path.parent) else Path("."), path.stem) as stage:
+        tmp = stage / path.name
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            raise InputError(f"{path} is a folder: choose a file name")
+        os.replace(tmp, path)

@@ -1,0 +1,74 @@
+"""The sinks that need bpy: an H.264 MP4 through Blender's own FFmpeg and the command line's .blend.
+
+They follow `core.sinks.Sink` (open / write / close / abort inside a `core.staging.Stage`) and take plain
+data only (paths, arrays, numbers), never the add-on's registered classes, so they run in the `bpy` module
+of the command line as well as inside Blender. bpy is imported when they close, not before.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..core.job import output_names
+from ..core.sinks import FramesSink
+
+
+class Mp4Sink:
+    """`<stem>_loop.mp4`: H.264 of PNG frames, its own hidden ones or those of a `FramesSink` beside it."""
+
+    def __init__(self, stem: str, frames_from: FramesSink | None = None):
+        self.names = [output_names(stem)["mp4"]]
+        self.frames_from = frames_from
+        self._own = None if frames_from is not None else FramesSink(stem, "png", even=True, hidden=True)
+
+    def open(self, stage, width: int, height: int, loop) -> None:
+        self.path = stage / self.names[0]
+        self.fps = loop.fps
+        if self._own is not None:
+            self._own.open(stage, width, height, loop)
+
+    def write(self, index: int, rgb: np.ndarray) -> None:
+        if self._own is not None:
+            self._own.write(index, rgb)
+
+    def close(self) -> None:
+        from .encode import write_mp4
+
+        frames = (self._own or self.frames_from).paths
+        write_mp4(frames, self.path, self.fps)
+        if self._own is not None:
+            shutil.rmtree(self._own.folder, ignore_errors=True)
+
+    def abort(self) -> None:
+        pass
+
+
+class BlendSink:
+    """`<stem>.blend` (command line): the photo, the motion field as a packed float image, a sequencer strip
+    of the movie written beside it, frame range and fps. Put it after an `Mp4Sink` in the sink list."""
+
+    def __init__(self, stem: str, photo_path: str | Path, field: Callable[[], np.ndarray]):
+        self.names = [output_names(stem)["blend"]]
+        self.movie_name = output_names(stem)["mp4"]
+        self.photo_path = Path(photo_path)
+        self.field = field  # called at close: the pipeline knows the field only after its motion step
+
+    def open(self, stage, width: int, height: int, loop) -> None:
+        self.stage = stage
+        self.fps = loop.fps
+
+    def write(self, index: int, rgb: np.ndarray) -> None:
+        pass
+
+    def close(self) -> None:
+        from .encode import write_blend
+
+        write_blend(self.stage / self.names[0], self.photo_path, self.field(), self.stage / self.movie_name,
+                    self.fps)
+
+    def abort(self) -> None:
+        pass
