@@ -5,6 +5,8 @@
     .venv/bin/python benchmark.py --loop          # + a full 60-frame 1080p loop, engine time
     .venv/bin/python benchmark.py --memory-4k     # + peak memory of a 60-frame 3840x2160 loop (subprocess)
     .venv/bin/python benchmark.py --quality       # quality figures of the bundled sample (hints + mask)
+    .venv/bin/python benchmark.py --skip-speed --quality-real default renderer=splat
+                                                  # sharpness, double images, seam... on real photos
 
 Times are medians of --repeat runs after one warm-up (which also compiles the kernels).
 """
@@ -174,12 +176,55 @@ def quality(frames: int) -> None:
               f"{q['speckle']:8.2f} {q['edge_tear']:+9.2f}")
 
 
+REALSET = ROOT / "models" / "realset"
+# Real photos with hand-drawn hints (models/realset/LICENSES.md), one of each kind, never tuned on alone.
+QUALITY_PHOTOS = ("clouds_island_188029", "clouds_colosseum", "sea_surf_cove_315998", "sea_aerial_surf_35626",
+                  "river_welton_canal", "smoke_beacon_street_steam", "lake_sherburne")
+
+
+def quality_real(frames: int, variants: list[str], max_size: int, names=QUALITY_PHOTOS) -> None:
+    """The loop quality figures of issue 11 on the bundled sample and real photos, arrows alone (hints).
+
+    Columns: worst-frame sharpness inside the mask over the photo's, max/min over the loop, double-image
+    figure (worst frame, and mean over the loop), both measured half the loop's travel inside the mask
+    edge (content crossing the edge changes the region's detail whatever the renderer does); seam (wrap
+    step / median step), holes, speckle, edge tear, seconds per frame including the figures."""
+    from stillflow.core.hints import load_hints, mask_from_hints
+    from stillflow.core.motion import predict_motion
+    from stillflow.core.quality import loop_quality
+
+    photos = [SAMPLE] + [REALSET / f"{n}.jpg" for n in names]
+    print(f"{frames}-frame loops, photos at {max_size} px, motion from the hand-drawn arrows (hints)")
+    print(f"{'photo':28s} {'variant':10s} {'sharp min':>9s} {'max/min':>7s} {'double':>6s} {'dbl mean':>8s} "
+          f"{'seam':>5s} {'holes':>7s} {'speckle':>7s} {'tear':>6s} {'ms/fr':>6s}")
+    for path in photos:
+        img = load_image(path, max_size=max_size).rgb
+        h, w = img.shape[:2]
+        hints_path = path.with_name(path.stem + ".hints.json")
+        hints = load_hints(hints_path).for_size(w, h)
+        mask = mask_from_hints(hints, (h, w))
+        m = predict_motion(img, hints=hints, source="hints").field
+        interior = round(render.loop_travel(m, LoopSpec(frames=frames)) / 2)  # half the fast pixels' travel
+        for variant in variants:
+            settings = LoopSpec(frames=frames, **dict(kv.split("=") for kv in variant.split(",") if "=" in kv))
+            t0 = time.perf_counter()
+            q = loop_quality(render.render_loop(img, m, settings), mask, reference=img, interior_px=interior)
+            ms = 1000 * (time.perf_counter() - t0) / frames
+            print(f"{path.stem[:28]:28s} {variant.replace('renderer=', '')[:10]:10s} {q['sharpness_worst']:9.2f} {q['sharpness_spread']:7.2f} "
+                  f"{q['double_image']:6.3f} {q['double_image_mean']:8.3f} {q['seam_ratio']:5.2f} "
+                  f"{q['hole_fraction_max']:7.5f} {q['speckle']:7.2f} {q['edge_tear']:+6.2f} {ms:6.0f}", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--loop", action="store_true", help="time a full 60-frame 1080p loop")
     ap.add_argument("--memory-4k", action="store_true", help="peak memory of a 60-frame 4K loop")
     ap.add_argument("--quality", action="store_true", help="quality figures on the bundled sample")
+    ap.add_argument("--quality-real", nargs="*", metavar="VARIANT",
+                    help="issue 11's figures on the sample and real photos; each VARIANT is a comma list of "
+                         "LoopSpec settings (e.g. renderer=splat), 'default' for the defaults")
+    ap.add_argument("--max-size", type=int, default=960, help="photo size for --quality-real")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--_child-4k", action="store_true", help=argparse.SUPPRESS)
@@ -198,6 +243,8 @@ def main() -> int:
         subprocess.run([sys.executable, __file__, "--_child-4k", "--device", args.device], check=True)
     if args.quality:
         quality(60)
+    if args.quality_real is not None:
+        quality_real(60, args.quality_real or ["default"], args.max_size)
     return 0
 
 

@@ -115,12 +115,12 @@ def resize_field(field: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def box_blur(arr: np.ndarray, radius: int) -> np.ndarray:
+def box_blur(arr: np.ndarray, radius: int, passes: int = 3) -> np.ndarray:
     """Separable box blur of (H, W) with edge renormalisation; three passes approximate a Gaussian."""
     if radius < 1:
         return arr.astype(np.float32, copy=True)
     out = arr.astype(np.float64)
-    for _ in range(3):
+    for _ in range(passes):
         for axis in (0, 1):
             out = _box1d(out, radius, axis)
     return out.astype(np.float32)

@@ -86,20 +86,35 @@ class LoopSpec:
     # "single": the paper's one joint normalisation.
     blend: str = "coverage"
     max_travel: float = 0.04  # warn when a pixel travels more than this fraction of the diagonal per loop
+    # "sharp": streams splat source coordinates and the photo is resampled once (cubic B-spline), blended
+    # with its detail kept; "splat": the photo's colours splatted bilinearly (faster, softer mid-loop)
+    renderer: str = "sharp"
+    crossfade: float = 0.3  # sharp: each pixel crosses from one stream to the other over this part of the loop
+    phase_spread: float = 0.7  # sharp: how far apart in the loop different regions cross over
 
     def validate(self) -> None:
         for name in ("frames", "fps", "speed"):
             PARAMS[name].check(name, getattr(self, name))
         if self.blend not in ("coverage", "single"):
             raise InputError(f"blend must be coverage or single, got {self.blend!r}")
+        if self.renderer not in ("sharp", "splat"):
+            raise InputError(f"renderer must be sharp or splat, got {self.renderer!r}")
+        if not (0.0 < self.crossfade <= 1.0 and 0.0 <= self.phase_spread <= 1.0):
+            raise InputError("crossfade must be in (0, 1] and phase_spread in [0, 1]")
         if self.z not in ("magnitude", "-magnitude", "none"):
             raise InputError(f"z must be magnitude, -magnitude or none, got {self.z!r}")
+
+
+MP4_QUALITIES = ("perceptual", "lossless")
 
 
 @dataclass
 class OutputSpec:
     fmt: str = "mp4"  # mp4 | png | exr | gif | webp
     overwrite: bool = False
+    # H.264: "perceptual" (CRF 17, one keyframe per loop) or "lossless" (about 6x the bytes; the wrap
+    # and the still picture change by nothing at all)
+    mp4_quality: str = "perceptual"
 
 
 @dataclass
@@ -121,6 +136,8 @@ class Job:
         self.loop.validate()
         if self.output.fmt not in FORMATS:
             raise InputError(f"format must be one of {', '.join(FORMATS)}, got {_short(self.output.fmt)}")
+        if self.output.mp4_quality not in MP4_QUALITIES:
+            raise InputError(f"mp4 quality must be one of {', '.join(MP4_QUALITIES)}, got {_short(self.output.mp4_quality)}")
         if self.device not in DEVICES:
             raise InputError(f"device must be one of {', '.join(DEVICES)}, got {_short(self.device)}")
         if self.max_size is not None:

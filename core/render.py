@@ -145,6 +145,9 @@ def render_loop(
             yield Frame(t, img.copy(), 0.0)
         return
 
+    if settings.renderer == "sharp":
+        yield from _render_sharp(engine, img, motion, settings)
+        return
     src = engine.asarray(img)
     weight = engine.asarray(softmax_weight(motion, settings.z, settings.z_gain))
     m_fwd = engine.asarray(motion)
@@ -172,5 +175,78 @@ def render_loop(
                 fill_holes(rgb, holes, img)
             else:
                 rgb[holes] = img[holes]
+        yield Frame(t, rgb, n_holes / float(h * w))
+    log.info("rendered %d frames in %.2f s", n, time.perf_counter() - started)
+
+
+def phase_map(shape: tuple[int, int], seed: int = 0, cells: int = 3) -> np.ndarray:
+    """A smooth random field (H, W) with values spread evenly over [0, 1] (by rank), features about a
+    third of the short side: where in the loop each region crosses from one stream to the other."""
+    from .field import box_blur, resize_bilinear
+
+    h, w = shape
+    rng = np.random.default_rng(seed)
+    gh = max(2, round(cells * h / min(h, w)) + 1)
+    gw = max(2, round(cells * w / min(h, w)) + 1)
+    u = resize_bilinear(rng.random((gh, gw)).astype(np.float32), (h, w))
+    u = box_blur(u, max(1, min(h, w) // (4 * cells)))
+    ranks = np.empty(u.size, np.float32)
+    ranks[np.argsort(u, axis=None, kind="stable")] = np.linspace(0.0, 1.0, u.size, dtype=np.float32)
+    return ranks.reshape(h, w)
+
+
+def crossfade(t: int, n: int, centre: np.ndarray | float, width: float) -> np.ndarray | float:
+    """Weight of the forward stream at frame t: 1 until the pixel's crossing starts, then a linear ramp
+    over ``width`` of the loop centred on ``centre`` (fractions of the loop), 0 after. width 1, centre 0.5:
+    the paper's 1 - t/N. Always 1 at t = 0 and 0 at t = N (snapped there against rounding), so the loop
+    closes exactly."""
+    a = np.clip((np.asarray(centre, np.float64) - t / n) / width + 0.5, 0.0, 1.0)
+    return np.where(a < 1e-6, 0.0, np.where(a > 1.0 - 1e-6, 1.0, a)).astype(np.float32)
+
+
+def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpec) -> Iterator[Frame]:
+    """Frames 1 .. N-1 of the detail-keeping renderer (see core/engines/reference.py, "sharp" path): each
+    stream splats its source coordinates, the photo is resampled once at them (cubic B-spline), and the
+    two streams are blended with their detail kept, each region crossing over at its own moment."""
+    n = settings.frames
+    h, w = img.shape[:2]
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    coords = engine.asarray(np.stack([gx, gy], -1))
+    weight = engine.asarray(softmax_weight(motion, settings.z, settings.z_gain))
+    source = engine.sharp_source(img)
+    m_fwd = engine.asarray(motion)
+    backward = BackwardFields(engine, engine.asarray(-motion), n)
+    flow = engine.zeros((h, w, 2))
+    acc_f, acc_b = engine.zeros((h, w, 4)), engine.zeros((h, w, 4))
+    width = settings.crossfade
+    spread = min(settings.phase_spread, 1.0 - width)
+    centre = 0.5 + spread * (phase_map((h, w)) - 0.5) if spread > 0 else 0.5
+    started = time.perf_counter()
+    for t in range(1, n):
+        flow = engine.step(m_fwd, flow)
+        alpha = crossfade(t, n, centre, width)
+        acc_f[...] = 0.0
+        acc_b[...] = 0.0
+        engine.accumulate(acc_f, coords, flow, weight, 1.0)
+        engine.accumulate(acc_b, coords, backward.get(n - t), weight, 1.0)
+        streams = []
+        still = np.ones((h, w), bool)
+        for acc in (acc_f, acc_b):
+            # Where a stream has nothing near, its share is 0 and the other stream shows; its own picture
+            # there only needs to be finite (the photo in place).
+            disp, share = engine.stream_displacement(acc)
+            np.nan_to_num(disp, copy=False, nan=0.0)
+            still &= (np.abs(disp) < 1e-3).all(axis=2)
+            streams.append((engine.sample(source, disp, engine.stretch(disp)), share))
+        (a_img, sf), (b_img, sb) = streams
+        wa = np.asarray(alpha * sf, np.float32)
+        wb = np.asarray((1.0 - alpha) * sb, np.float32)
+        rgb = engine.blend_detail(a_img, b_img, wa, wb)
+        rgb[still] = img[still]  # nothing reached these pixels but themselves: the photo, exactly
+        holes = (sf <= 0) & (sb <= 0)  # neither stream near: filled from the neighbours, as in "splat"
+        n_holes = int(holes.sum())
+        if n_holes:
+            fill_holes(rgb, holes, img)
+        np.clip(rgb, 0.0, 1.0, out=rgb)
         yield Frame(t, rgb, n_holes / float(h * w))
     log.info("rendered %d frames in %.2f s", n, time.perf_counter() - started)

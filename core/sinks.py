@@ -109,15 +109,24 @@ class AnimationSink:
         images = [Image.fromarray(f) for f in self.frames]
         self.frames = []
         duration = max(20, round(1000.0 / self.fps))  # ms; browsers treat < 20 ms GIF delays as 100 ms
+        n = len(images)
         try:
             if self.fmt == "gif":
-                images = [im.quantize(colors=256, method=Image.Quantize.MEDIANCUT,
-                                      dither=Image.Dither.FLOYDSTEINBERG) for im in images]
+                # One palette for the whole loop (from frames across it) and no error diffusion: a still
+                # pixel gets the same palette entry in every frame instead of a new dither pattern.
+                w, h = images[0].size
+                picks = sorted({round(i * (n - 1) / 3) for i in range(4)})
+                mosaic = Image.new("RGB", (w, h * len(picks)))
+                for k, i in enumerate(picks):
+                    mosaic.paste(images[i], (0, h * k))
+                palette = mosaic.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+                images = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
                 images[0].save(self.path, save_all=True, append_images=images[1:], duration=duration, loop=0,
                                optimize=False, disposal=1)
             else:
+                # One keyframe for the loop: the still picture is not re-encoded every few frames.
                 images[0].save(self.path, format="WEBP", save_all=True, append_images=images[1:],
-                               duration=duration, loop=0, quality=80, method=4)
+                               duration=duration, loop=0, quality=80, method=4, kmin=max(0, n - 1), kmax=n)
         except OSError as err:
             raise write_error(self.names[0], err) from None
 

@@ -20,8 +20,9 @@ from ..core.sinks import FramesSink
 class Mp4Sink:
     """`<stem>_loop.mp4`: H.264 of PNG frames, its own hidden ones or those of a `FramesSink` beside it."""
 
-    def __init__(self, stem: str, frames_from: FramesSink | None = None):
+    def __init__(self, stem: str, frames_from: FramesSink | None = None, lossless: bool = False):
         self.names = [output_names(stem)["mp4"]]
+        self.lossless = lossless
         self.frames_from = frames_from
         self._own = None if frames_from is not None else FramesSink(stem, "png", even=True, hidden=True)
 
@@ -39,7 +40,7 @@ class Mp4Sink:
         from .encode import write_mp4
 
         frames = (self._own or self.frames_from).paths
-        write_mp4(frames, self.path, self.fps)
+        write_mp4(frames, self.path, self.fps, lossless=self.lossless)
         if self._own is not None:
             shutil.rmtree(self._own.folder, ignore_errors=True)
 

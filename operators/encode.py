@@ -87,11 +87,14 @@ def _image_size(path: Path) -> tuple[int, int]:
         return im.size
 
 
-def write_mp4(frame_paths, out_path, fps: float) -> Path:
+def write_mp4(frame_paths, out_path, fps: float, keyframe_interval: int | None = None,
+              lossless: bool = False) -> Path:
     """Encode `frame_paths` (8-bit sRGB images, one folder, in order) to an H.264 MP4 at `out_path`.
 
     Blender's FFmpeg names its output itself; the file is renamed to `out_path` when complete, so
-    `out_path` never holds a partial movie. Odd sizes are made even (H.264 needs it). Returns out_path.
+    `out_path` never holds a partial movie. Odd sizes are made even (H.264 needs it). One keyframe for the
+    whole loop unless ``keyframe_interval`` says otherwise (Blender's own default is 18); ``lossless``:
+    H.264 lossless instead of perceptually lossless (CRF 17). Returns out_path.
     """
     import bpy
 
@@ -104,7 +107,9 @@ def write_mp4(frame_paths, out_path, fps: float) -> Path:
             add_image_strip(scene, paths, channel=1, frame_start=1)
             scene.frame_start, scene.frame_end = 1, len(paths)
             _set_fps(scene, fps)
-            _video_settings(scene, width, height)
+            _video_settings(scene, width, height, keyframe_interval or len(paths))
+            if lossless:
+                scene.render.ffmpeg.constant_rate_factor = "LOSSLESS"
             scene.render.filepath = str(tmp.parent / "movie_")  # Blender appends the frame range
             produced = Path(bpy.path.abspath(scene.render.frame_path(frame=scene.frame_start)))
             log.debug("encoding %d frames %dx%d at %g fps to %s", len(paths), width, height, fps, produced)
@@ -118,7 +123,7 @@ def write_mp4(frame_paths, out_path, fps: float) -> Path:
     return out_path
 
 
-def _video_settings(scene, width: int, height: int) -> None:
+def _video_settings(scene, width: int, height: int, keyframe_interval: int) -> None:
     scene.view_settings.view_transform = "Standard"  # sRGB frames pass through unchanged
     scene.view_settings.look = "None"
     r = scene.render
@@ -129,10 +134,14 @@ def _video_settings(scene, width: int, height: int) -> None:
     r.image_settings.file_format = "FFMPEG"
     r.ffmpeg.format = "MPEG4"
     r.ffmpeg.codec = "H264"
-    # Perceptually lossless (CRF 17): H.264 keyframes every 18 frames make the picture "pump" (mean
-    # |step| jumps from ~0.25 to ~2.0 at each GOP boundary, the loop's wrap included, with "HIGH");
-    # this setting lowers the jump to ~1.6 for 25% more bytes.
+    # Perceptually lossless (CRF 17), and one keyframe for the whole loop: with Blender's default of a
+    # keyframe every 18 frames, H.264 re-encodes the still picture at each of them (the mean step outside
+    # the moving region jumps from ~0.03/255 to ~1.5/255 there, the loop's wrap included). With one GOP
+    # the still parts of every frame are copies of frame 0's, and the wrap (frame N-1 -> frame 0, the same
+    # keyframe) changes them by nothing.
     r.ffmpeg.constant_rate_factor = "PERC_LOSSLESS"
+    gop_max = scene.render.ffmpeg.bl_rna.properties["gopsize"].hard_max
+    r.ffmpeg.gopsize = max(1, min(int(keyframe_interval), gop_max))
     r.ffmpeg.ffmpeg_preset = "GOOD"
     r.ffmpeg.audio_codec = "NONE"
     r.use_file_extension = True

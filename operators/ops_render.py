@@ -39,7 +39,8 @@ def make_job(context) -> tuple[RenderJob, str]:
     check_writable_dir(base)
     stem = safe_stem(photo.name)
     frames = FramesSink(stem, "exr" if job.output.fmt == "exr" else "png")
-    sinks = [frames, Mp4Sink(stem, frames_from=frames)] if job.output.fmt == "mp4" else [frames]
+    lossless = job.output.mp4_quality == "lossless"
+    sinks = [frames, Mp4Sink(stem, frames_from=frames, lossless=lossless)] if job.output.fmt == "mp4" else [frames]
     inputs = Inputs(rgb, alpha, field=motion, name=photo.name)
     return RenderJob(Pipeline(job, inputs, sinks, base, stem)), why
 

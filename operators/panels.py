@@ -40,9 +40,12 @@ def draw_stillflow(layout, context) -> None:
     col.prop(settings, "frames")
     col.prop(settings, "fps")
     col.prop(settings, "speed")
+    col.prop(settings, "renderer")
 
     col = layout.column(heading="Output")
     col.prop(settings, "output_format")
+    if settings.output_format == "MP4":
+        col.prop(settings, "mp4_quality")
     col.prop(settings, "output_dir")
     col.prop(settings, "overwrite")
     row = col.row(align=True)

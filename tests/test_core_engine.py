@@ -84,7 +84,7 @@ def test_coverage_blend_removes_dotted_patterns_on_the_sample():
     mask = mask_from_hints(hints, (h, w))
     speckle = {}
     for blend in ("single", "coverage"):
-        frames = render_loop(img, motion, LoopSpec(frames=30, blend=blend))
+        frames = render_loop(img, motion, LoopSpec(frames=30, blend=blend, renderer="splat"))
         speckle[blend] = loop_quality(frames, mask)["speckle"]
     assert speckle["single"] > 3 * speckle["coverage"], speckle
 

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 import stillflow_cli_test_helpers as h
 from PIL import Image
-
 from stillflow.core.errors import InputError
 from stillflow.core.imageio import srgb_to_linear
 from stillflow.core.job import PARAMS, Job, LoopSpec, MotionSpec, OutputSpec

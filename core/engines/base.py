@@ -36,3 +36,19 @@ class Engine(Protocol):
     def blend(self, acc_f, acc_b, alpha: float) -> tuple[Any, Any]:
         """The two streams (each (H, W, C + 2)) blended by alpha times their smoothed coverage:
         (rgb numpy (H, W, C) with NaN holes, holes)."""
+
+    # The detail-keeping ("sharp") renderer; numpy in and out (reference.py explains the path).
+    def sharp_source(self, img) -> Any:
+        """What `sample` reads: the photo split into a smooth base and its finest detail."""
+
+    def stream_displacement(self, acc) -> tuple[Any, Any]:
+        """A coordinate stream (H, W, 4) -> (displacement (H, W, 2), NaN where empty; share (H, W))."""
+
+    def stretch(self, disp) -> Any:
+        """det(I + grad disp) clipped to [0, 1]: how much finest detail a stretched stream keeps (H, W)."""
+
+    def sample(self, source, disp, keep) -> Any:
+        """The photo at (x + dx, y + dy), its finest detail scaled by ``keep``: (H, W, 3)."""
+
+    def blend_detail(self, a_img, b_img, wa, wb) -> Any:
+        """Two renderings blended by weights wa, wb with their detail's contrast kept."""

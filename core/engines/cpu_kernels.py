@@ -248,3 +248,186 @@ def blend_streams(acc_f, sums_f, acc_b, sums_b, alpha, out, eps):  # pragma: no 
 
 def threads() -> int:
     return numba.get_num_threads()
+
+
+# ------------------------------------------------------------------ the detail-keeping ("sharp") path
+
+
+@njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
+def displacement_sums(acc, tmp):  # pragma: no cover - compiled
+    """tmp = [sum w dx, sum w dy, sum w, sum taps] per pixel from acc = [sum w x_src, sum w y_src, ...]."""
+    h, w = acc.shape[0], acc.shape[1]
+    for y in prange(h):
+        for x in range(w):
+            ws = acc[y, x, 2]
+            tmp[y, x, 0] = acc[y, x, 0] - x * ws
+            tmp[y, x, 1] = acc[y, x, 1] - y * ws
+            tmp[y, x, 2] = ws
+            tmp[y, x, 3] = acc[y, x, 3]
+
+
+@njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
+def stream_displacement(own, sums, disp, share, eps):  # pragma: no cover - compiled
+    """disp = own mean displacement (else the 3x3 one, else NaN), share = min(1, 3x3 coverage / DENSE)."""
+    h, w = own.shape[0], own.shape[1]
+    for y in prange(h):
+        ny = min(h, y + 2) - max(0, y - 1)
+        for x in range(w):
+            npix = ny * (min(w, x + 2) - max(0, x - 1))
+            s = sums[y, x, 2]
+            if s <= eps:
+                disp[y, x, 0] = np.nan
+                disp[y, x, 1] = np.nan
+                share[y, x] = 0.0
+                continue
+            ws = own[y, x, 2]
+            if ws > eps:
+                disp[y, x, 0] = own[y, x, 0] / ws
+                disp[y, x, 1] = own[y, x, 1] / ws
+            else:
+                disp[y, x, 0] = sums[y, x, 0] / s
+                disp[y, x, 1] = sums[y, x, 1] / s
+            share[y, x] = min(1.0, sums[y, x, 3] / npix / DENSE)
+
+
+@njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
+def stretch(disp, out):  # pragma: no cover - compiled
+    """out = det(I + grad disp) clipped to [0, 1], central differences (one-sided at the border)."""
+    h, w = disp.shape[0], disp.shape[1]
+    for y in prange(h):
+        y0 = max(0, y - 1)
+        y1 = min(h - 1, y + 1)
+        for x in range(w):
+            x0 = max(0, x - 1)
+            x1 = min(w - 1, x + 1)
+            sx = 1.0 / max(1, x1 - x0)
+            sy = 1.0 / max(1, y1 - y0)
+            dxx = (disp[y, x1, 0] - disp[y, x0, 0]) * sx
+            dyx = (disp[y, x1, 1] - disp[y, x0, 1]) * sx
+            dxy = (disp[y1, x, 0] - disp[y0, x, 0]) * sy
+            dyy = (disp[y1, x, 1] - disp[y0, x, 1]) * sy
+            det = (1.0 + dxx) * (1.0 + dyy) - dxy * dyx
+            out[y, x] = min(1.0, max(0.0, det))
+
+
+@njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
+def sample_sharp(base, detail, dither, disp, keep, out):  # pragma: no cover - compiled
+    """out = base (bilinear) + keep x detail (source pixel floor(position + dither)) at (x + dx, y + dy),
+    clamped to the image (reference.sample_sharp)."""
+    h, w, c = base.shape
+    for y in prange(h):
+        for x in range(w):
+            px = min(max(x + disp[y, x, 0], 0.0), w - 1.0)
+            py = min(max(y + disp[y, x, 1], 0.0), h - 1.0)
+            ix = min(int(px), max(w - 2, 0))
+            iy = min(int(py), max(h - 2, 0))
+            tx = px - ix
+            ty = py - iy
+            ix1 = min(ix + 1, w - 1)
+            iy1 = min(iy + 1, h - 1)
+            # positions to 1/256 px first (reference.sample_sharp): rounding errors never move the detail
+            nx = min(w - 1, int(math.floor(px * 256.0 + 0.5) / 256.0 + dither[y, x, 0]))
+            ny = min(h - 1, int(math.floor(py * 256.0 + 0.5) / 256.0 + dither[y, x, 1]))
+            for ch in range(c):
+                top = base[iy, ix, ch] + (base[iy, ix1, ch] - base[iy, ix, ch]) * tx
+                bot = base[iy1, ix, ch] + (base[iy1, ix1, ch] - base[iy1, ix, ch]) * tx
+                out[y, x, ch] = top + (bot - top) * ty + keep[y, x] * detail[ny, nx, ch]
+
+
+@njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
+def _box_rows(src, out, r):  # pragma: no cover - compiled
+    """Box blur of radius r along each row, edges renormalised."""
+    h, w, c = src.shape
+    for y in prange(h):
+        s = np.zeros(c, np.float64)
+        for x in range(min(r, w - 1) + 1):
+            for ch in range(c):
+                s[ch] += src[y, x, ch]
+        for x in range(w):
+            inv = 1.0 / (min(w - 1, x + r) - max(0, x - r) + 1)
+            for ch in range(c):
+                out[y, x, ch] = s[ch] * inv
+            if x + r + 1 < w:
+                for ch in range(c):
+                    s[ch] += src[y, x + r + 1, ch]
+            if x - r >= 0:
+                for ch in range(c):
+                    s[ch] -= src[y, x - r, ch]
+
+
+@njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
+def _box_cols(src, out, r):  # pragma: no cover - compiled
+    """Box blur of radius r down each column, edges renormalised; threads own blocks of columns and walk
+    down the rows (contiguous reads)."""
+    h, w, c = src.shape
+    block = 64
+    nblocks = (w + block - 1) // block
+    for bk in prange(nblocks):
+        x0 = bk * block
+        x1 = min(w, x0 + block)
+        s = np.zeros((x1 - x0, c), np.float64)
+        for y in range(min(r, h - 1) + 1):
+            for x in range(x0, x1):
+                for ch in range(c):
+                    s[x - x0, ch] += src[y, x, ch]
+        for y in range(h):
+            inv = 1.0 / (min(h - 1, y + r) - max(0, y - r) + 1)
+            for x in range(x0, x1):
+                for ch in range(c):
+                    out[y, x, ch] = s[x - x0, ch] * inv
+            if y + r + 1 < h:
+                for x in range(x0, x1):
+                    for ch in range(c):
+                        s[x - x0, ch] += src[y + r + 1, x, ch]
+            if y - r >= 0:
+                for x in range(x0, x1):
+                    for ch in range(c):
+                        s[x - x0, ch] -= src[y - r, x, ch]
+
+
+def box_blur(src, tmp, out, r):
+    """One box pass of radius r each way, edges renormalised (as core.field.box_blur(..., passes=1))."""
+    _box_rows(src, tmp, r)
+    _box_cols(tmp, out, r)
+
+
+@njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
+def detail_energies(a_img, b_img, la, lb, wa, wb, mix, energy):  # pragma: no cover - compiled
+    """mix = a (A - lowA) + b (B - lowB); energy = [luma of a hA^2 + b hB^2, luma of mix^2]."""
+    h, w, c = a_img.shape
+    for y in prange(h):
+        for x in range(w):
+            tot = wa[y, x] + wb[y, x]
+            a = wa[y, x] / tot if tot > 0.0 else 0.5
+            b = 1.0 - a
+            e_in = 0.0
+            e_mix = 0.0
+            for ch in range(c):
+                ha = a_img[y, x, ch] - la[y, x, ch]
+                hb = b_img[y, x, ch] - lb[y, x, ch]
+                m = a * ha + b * hb
+                mix[y, x, ch] = m
+                lum = 0.299 if ch == 0 else (0.587 if ch == 1 else 0.114)
+                e_in += lum * (a * ha * ha + b * hb * hb)
+                e_mix += lum * m * m
+            energy[y, x, 0] = e_in
+            energy[y, x, 1] = e_mix
+
+
+@njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
+def blend_detail(la, lb, wa, wb, mix, energy, out):  # pragma: no cover - compiled
+    """out = a lowA + b lowB + gain mix, gain = clip(sqrt(E_in / E_mix), 1, 1 / sqrt(a^2 + b^2))."""
+    h, w, c = la.shape
+    for y in prange(h):
+        for x in range(w):
+            tot = wa[y, x] + wb[y, x]
+            a = wa[y, x] / tot if tot > 0.0 else 0.5
+            b = 1.0 - a
+            e_mix = energy[y, x, 1]
+            gain = 1.0
+            if e_mix > 1e-12:
+                gain = math.sqrt(energy[y, x, 0] / e_mix)
+                limit = 1.0 / math.sqrt(a * a + b * b)
+                gain = min(max(gain, 1.0), limit)
+            for ch in range(c):
+                out[y, x, ch] = a * la[y, x, ch] + b * lb[y, x, ch] + gain * mix[y, x, ch]

@@ -119,8 +119,162 @@ class NumpyEngine:
     def blend(self, acc_f, acc_b, alpha):
         return blend_reference(acc_f, acc_b, alpha)
 
+    def sharp_source(self, img):
+        return sharp_source(img)
+
+    def stream_displacement(self, acc):
+        return stream_displacement(self.to_numpy(acc))
+
+    def stretch(self, disp):
+        return stretch(disp)
+
+    def sample(self, src, disp, keep):
+        return sample_sharp(src, disp, keep)
+
+    def blend_detail(self, a_img, b_img, wa, wb):
+        return blend_detail(a_img, b_img, wa, wb)
+
     def normalise(self, acc):
         den = acc[..., -1]
         holes = den <= EPS
         rgb = acc[..., :-1] / np.where(holes, 1.0, den)[..., None]
         return rgb.astype(np.float32), holes
+
+
+# --------------------------------------------------------------------- the detail-keeping ("sharp") path
+#
+# Each stream splats the *source coordinates* of its pixels (not their colours); a frame's pixel then takes
+# its colour from the photo at the stream's mean source position, so the photo is resampled once instead
+# of being spread over a bilinear footprint. The photo is split once into a smooth base (Gaussian,
+# sigma 1.5 px), resampled bilinearly (smooth, so that loses little), and its finest detail, taken from one
+# of the source pixels around the position: no interpolation at a sub-pixel position can keep the
+# pixel-level detail (a half-pixel shift cancels it), so the detail moves whole pixels while the base moves
+# smoothly, and every frame keeps the photo's grain. A smooth per-pixel dither decides when a patch takes
+# its next source pixel, so patches step at different frames, never the whole picture at once. The two
+# streams are blended with their detail layers kept at the contrast of their inputs (variance preserving,
+# aware of how alike the two are).
+
+DETAIL_SIGMA = 1.5
+DITHER_RADIUS = 3
+
+
+def gaussian_blur(img: np.ndarray, sigma: float = DETAIL_SIGMA) -> np.ndarray:
+    """Separable Gaussian blur (radius 3 sigma), edges renormalised; (H, W, C) float32."""
+    r = max(1, int(np.ceil(3 * sigma)))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    out = img.astype(np.float64)
+    for axis in (0, 1):
+        n = out.shape[axis]
+        pad = [(0, 0)] * out.ndim
+        pad[axis] = (r, r)
+        num = np.pad(out, pad)
+        den = np.pad(np.ones(n), (r, r))
+        acc = sum(k[i] * np.take(num, range(i, i + n), axis=axis) for i in range(2 * r + 1))
+        norm = sum(k[i] * den[i:i + n] for i in range(2 * r + 1))
+        shape = [1] * out.ndim
+        shape[axis] = n
+        out = acc / norm.reshape(shape)
+    return out.astype(np.float32)
+
+
+def sharp_source(img: np.ndarray, seed: int = 0):
+    """What the sharp path samples: (the smooth base, the detail layer, both (H, W, 3), and a fixed
+    dither (H, W, 2) in [0, 1) that decides, per pixel, where between two source pixels its detail
+    switches from one to the other), float32."""
+    base = gaussian_blur(img)
+    return base, (img - base).astype(np.float32), smooth_dither(img.shape[:2], seed)
+
+
+def smooth_dither(shape: tuple[int, int], seed: int = 0, radius: int = DITHER_RADIUS) -> np.ndarray:
+    """(H, W, 2) values spread evenly over [0, 255/256] (by rank) that vary smoothly over ~2 radius pixels:
+    neighbouring pixels take their next source pixel together (no scrambled grain), patches a few pixels
+    apart at different frames (no tick of the whole picture)."""
+    from ..field import box_blur
+
+    rng = np.random.default_rng(seed)
+    out = np.empty(tuple(shape) + (2,), np.float32)
+    n = shape[0] * shape[1]
+    for k in range(2):
+        u = box_blur(rng.random(shape, dtype=np.float32), radius)
+        ranks = np.empty(n, np.float32)
+        ranks[np.argsort(u, axis=None, kind="stable")] = np.linspace(0.0, 255.0 / 256.0, n, dtype=np.float32)
+        out[..., k] = ranks.reshape(shape)
+    return out
+
+
+def sample_sharp(src, disp: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The photo at (x + dx, y + dy), clamped to the image: the smooth base bilinearly, plus the detail of
+    one of the source pixels around it, times ``keep`` (`stretch`: where a stream is stretched, its texture
+    is magnified, and repeating its finest detail would draw streaks). Which source pixel: the
+    position rounded with the pixel's own dither (floor(x + dither)), so that as a region moves its pixels
+    take their next source pixel's detail at different frames, not all at once (a tick of the grain)."""
+    base, detail, dither = src
+    h, w = detail.shape[:2]
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float64)
+    px = np.clip(gx + disp[..., 0], 0, w - 1)
+    py = np.clip(gy + disp[..., 1], 0, h - 1)
+    ix = np.minimum(np.floor(px).astype(np.int64), max(w - 2, 0))
+    iy = np.minimum(np.floor(py).astype(np.int64), max(h - 2, 0))
+    tx, ty = (px - ix)[..., None], (py - iy)[..., None]
+    ix1, iy1 = np.minimum(ix + 1, w - 1), np.minimum(iy + 1, h - 1)
+    top = base[iy, ix] * (1 - tx) + base[iy, ix1] * tx
+    bot = base[iy1, ix] * (1 - tx) + base[iy1, ix1] * tx
+    # positions to 1/256 px first, so a rounding error never moves a pixel's detail (dither < 1 - 1/256)
+    nx = np.minimum(np.floor(np.floor(px * 256 + 0.5) / 256 + dither[..., 0]).astype(np.int64), w - 1)
+    ny = np.minimum(np.floor(np.floor(py * 256 + 0.5) / 256 + dither[..., 1]).astype(np.int64), h - 1)
+    return (top * (1 - ty) + bot * ty + keep[..., None] * detail[ny, nx]).astype(np.float32)
+
+
+def stretch(disp: np.ndarray) -> np.ndarray:
+    """How much of its finest detail a stream keeps at each pixel: det(I + grad disp) clipped to [0, 1]
+    (central differences, one-sided at the border). 1 where the stream moves rigidly or not at all, less
+    where it is stretched (magnified: repeating its pixels would draw streaks)."""
+    d = disp.astype(np.float64)
+    gx = np.gradient(d, axis=1)
+    gy = np.gradient(d, axis=0)
+    det = (1.0 + gx[..., 0]) * (1.0 + gy[..., 1]) - gy[..., 0] * gx[..., 1]
+    return np.clip(det, 0.0, 1.0).astype(np.float32)
+
+
+def stream_displacement(acc: np.ndarray):
+    """One coordinate stream, acc (H, W, 4) = [sum w x_src, sum w y_src, sum w, sum taps]: its displacement
+    (H, W, 2) to the mean source position (from the 3x3 neighbourhood where the pixel got nothing itself;
+    NaN where that is empty too) and its share in [0, 1] (3x3 coverage / DENSE)."""
+    h, w = acc.shape[:2]
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float64)
+    wsum = acc[..., 2].astype(np.float64)
+    dxw = acc[..., 0] - gx * wsum
+    dyw = acc[..., 1] - gy * wsum
+    s = _sum3x3(np.stack([dxw, dyw, wsum, acc[..., 3]], -1))
+    npix = _sum3x3(np.ones((h, w)))
+    own = wsum > EPS
+    near = s[..., 2] > EPS
+    disp = np.full((h, w, 2), np.nan)
+    disp[near] = s[near][:, :2] / s[near][:, 2:3]
+    disp[own] = np.stack([dxw[own], dyw[own]], -1) / wsum[own][:, None]
+    share = np.where(near, np.minimum(1.0, s[..., 3] / npix / DENSE), 0.0)
+    return disp.astype(np.float32), share.astype(np.float32)
+
+
+def blend_detail(a_img: np.ndarray, b_img: np.ndarray, wa: np.ndarray, wb: np.ndarray, radius: int = 2):
+    """Blend two renderings of the photo by weights wa, wb (H, W) keeping their detail's contrast.
+
+    low = the weighted mix of their local means (box blur), detail = the weighted mix of their detail
+    layers, amplified by sqrt(E_in / E_mix) (the weighted energy of the inputs' detail over the mix's, each
+    a local (5x5 box) mean of luminance), at most 1 / sqrt(a^2 + b^2): two unrelated textures averaged lose that much
+    contrast, two alike lose none. Where a weight is 0 the other image comes out exactly."""
+    from ..field import box_blur
+
+    tot = wa + wb
+    a = np.where(tot > 0, wa / np.where(tot > 0, tot, 1.0), 0.5)[..., None].astype(np.float64)
+    b = 1.0 - a
+    la, lb = box_blur(a_img, radius, passes=1), box_blur(b_img, radius, passes=1)
+    ha, hb = a_img - la, b_img - lb
+    mix = a * ha + b * hb
+    lum = np.array([0.299, 0.587, 0.114])
+    e_in = box_blur((a * ha**2 + b * hb**2) @ lum, radius, passes=1)
+    e_mix = box_blur((mix**2) @ lum, radius, passes=1)
+    limit = 1.0 / np.sqrt(a[..., 0] ** 2 + b[..., 0] ** 2)
+    gain = np.clip(np.sqrt(e_in / np.maximum(e_mix, 1e-12)), 1.0, limit)
+    gain = np.where(e_mix > 1e-12, gain, 1.0)
+    return (a * la + b * lb + gain[..., None] * mix).astype(np.float32)

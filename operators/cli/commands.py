@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None, prog: str = "stillflow") -> int:
     _setup_logging(args.verbose, args.quiet)
     try:
         with sigterm_as_interrupt():
+            if args.command == "inspect":
+                return cmd_inspect(args)
             job = job_from_args(args)
             if args.command == "animate":
                 return cmd_animate(args, job)
@@ -96,6 +98,58 @@ def cmd_animate(args: argparse.Namespace, job) -> int:
 
 def cmd_predict(args: argparse.Namespace, job) -> int:
     print(item.predict_file(args.image, args.output, job))
+    return EXIT_OK
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Print the loop's figures (or one JSON object) and write its contact sheet."""
+    import json
+
+    from ...core import imageio, inspect, staging
+    from ...core.errors import InputError
+
+    reader, n = inspect.loop_reader(args.loop)
+    first = next(reader())
+    h, w = first.shape[:2]
+    mask = None
+    if args.mask is not None:
+        if args.mask.suffix.lower() == ".json":
+            from ...core.hints import load_hints, mask_from_hints
+
+            mask = mask_from_hints(load_hints(args.mask).for_size(w, h), (h, w))
+            if mask is None:
+                raise InputError(f"{args.mask.name} has no motion polygons: pass a mask image instead")
+        else:
+            mask = imageio.load_mask(args.mask, (h, w))
+        mask = mask > 0.5
+    photo = imageio.load_image(args.photo).rgb if args.photo is not None else None
+    sheet_path = args.output or args.loop.with_name(args.loop.name.rstrip("/") + "_inspect.png")
+    if not args.overwrite:
+        staging.refuse_existing([sheet_path])
+    result, mask, how = inspect.inspect_loop(reader, mask, photo)
+    sheet = inspect.contact_sheet(reader, n, mask, result)
+    with staging.atomic_file(sheet_path) as tmp:
+        imageio.save_png(tmp, sheet)
+    summary = {k: v for k, v in result.items() if not isinstance(v, list)}
+    summary.update(frames=n, size=[w, h], mask=how, contact_sheet=str(sheet_path))
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        rows = [
+            ("frames", f"{n} at {w}x{h}; moving region: {how} ({100 * result['moving_fraction']:.1f}% of the picture)"),
+            ("sharpness", f"worst frame {result['sharpness_worst']:.2f} of the "
+                          f"{'photo' if photo is not None else 'first frame'}'s, max/min over the loop "
+                          f"{result['sharpness_spread']:.2f}"),
+            ("double image", f"worst frame {result['double_image']:.3f}, mean {result['double_image_mean']:.3f} "
+                             "(0 clean, 0.5 two even copies)"),
+            ("seam", f"wrap step / median step {result['seam_ratio']:.2f} (1 = invisible)"),
+            ("still region", f"largest step {result['still_step_max']:.2f}/255 (re-graining shows here)"),
+            ("moving region", f"largest step / median {result['moving_step_ratio']:.2f}"),
+            ("speckle", f"{result['speckle']:.2f}"),
+            ("contact sheet", str(sheet_path)),
+        ]
+        for name, text in rows:
+            print(f"{name:14s} {text}")
     return EXIT_OK
 
 

@@ -51,7 +51,8 @@ def sinks_for(job: Job, stem: str, image: Path, run_ref: list) -> list:
         return file_sinks(stem, job.output.fmt)
     from ..bpy_sinks import BlendSink, Mp4Sink
 
-    return [Mp4Sink(stem), BlendSink(stem, image, lambda: run_ref[0].motion.field)]
+    lossless = job.output.mp4_quality == "lossless"
+    return [Mp4Sink(stem, lossless=lossless), BlendSink(stem, image, lambda: run_ref[0].motion.field)]
 
 
 def _missing_dirs(folder: Path) -> list[Path]:

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ...core.job import DEVICES, FORMATS, PARAMS, Job, LoopSpec, MotionSpec, OutputSpec
+from ...core.job import DEVICES, FORMATS, MP4_QUALITIES, PARAMS, Job, LoopSpec, MotionSpec, OutputSpec
 
 
 class Parser(argparse.ArgumentParser):
@@ -107,6 +107,13 @@ def build_parser(prog: str = "stillflow", version: str = "") -> argparse.Argumen
     r.add_argument("--fps", type=bounded("fps"), default=PARAMS["fps"].default, metavar="F", help=_help("fps"))
     r.add_argument("--speed", type=bounded("speed"), default=PARAMS["speed"].default, metavar="S",
                    help=_help("speed"))
+    r.add_argument("--mp4-quality", choices=MP4_QUALITIES, default="perceptual",
+                   help="perceptual: H.264 CRF 17 with one keyframe per loop; lossless: about 6x the bytes, "
+                        "nothing re-encoded at the wrap (default: perceptual)")
+    r.add_argument("--renderer", choices=("sharp", "splat"), default="sharp",
+                   help="sharp: every frame keeps the photo's detail, regions cross over at their own moments "
+                        "(about 2x the time); splat: the photo's colours splatted directly, faster and softer "
+                        "mid-loop (default: sharp)")
     r.add_argument("--format", choices=FORMATS, default="mp4", dest="fmt",
                    help="mp4: <stem>_loop.mp4 + <stem>.blend (needs bpy); png: <stem>_frames/ (8-bit sRGB); "
                         "exr: <stem>_exr/ (32-bit float, scene-linear); gif/webp: <stem>_loop.gif/.webp "
@@ -125,6 +132,23 @@ def build_parser(prog: str = "stillflow", version: str = "") -> argparse.Argumen
                                    "row 0 top, +dy down) to edit it and animate with --motion FIELD.")
     p.add_argument("image", type=Path, metavar="IMAGE")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FIELD.exr|FIELD.npy")
+
+    i = sub.add_parser("inspect", help="quality figures and a contact sheet of a rendered loop",
+                       description="Print the quality figures of a rendered loop (a folder of frames or a "
+                                   "movie) and write a contact sheet PNG: frames across the loop, crops of "
+                                   "the moving region at full size, per-frame sharpness and steps.")
+    i.add_argument("loop", type=Path, metavar="LOOP", help="a folder of frames, or an MP4/WebM/GIF/WebP")
+    i.add_argument("--mask", type=Path, metavar="FILE",
+                   help="the moving region: a mask image (white moves) or a hints file (its motion polygons); "
+                        "default: the pixels that change")
+    i.add_argument("--photo", type=Path, metavar="FILE",
+                   help="the photo the loop was made from (sharpness is measured against it; default: frame 0)")
+    i.add_argument("-o", "--output", type=Path, metavar="SHEET.png",
+                   help="the contact sheet (default: <LOOP>_inspect.png beside the loop)")
+    i.add_argument("--json", action="store_true", help="print the figures as one JSON object on stdout")
+    i.add_argument("--overwrite", action="store_true", help="replace an existing contact sheet")
+    i.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    i.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
 
     b = sub.add_parser("batch", parents=[common, loop], help="animate every photo in a folder (resumable)",
                        description="Animate every photo in IN_DIR into OUT_DIR/<stem>/. Finished items are "
@@ -155,8 +179,10 @@ def job_from_args(args: argparse.Namespace) -> Job:
         ),
         loop=LoopSpec(frames=getattr(args, "frames", PARAMS["frames"].default),
                       fps=getattr(args, "fps", PARAMS["fps"].default),
-                      speed=getattr(args, "speed", PARAMS["speed"].default)),
-        output=OutputSpec(fmt=getattr(args, "fmt", "mp4"), overwrite=args.overwrite),
+                      speed=getattr(args, "speed", PARAMS["speed"].default),
+                      renderer=getattr(args, "renderer", "sharp")),
+        output=OutputSpec(fmt=getattr(args, "fmt", "mp4"), overwrite=args.overwrite,
+                          mp4_quality=getattr(args, "mp4_quality", "perceptual")),
         max_size=args.max_size,
         device=args.device,
     ).validate()

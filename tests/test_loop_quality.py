@@ -1,0 +1,187 @@
+"""Loops that look real (issue 11): the detail-keeping renderer, the figures that catch what a viewer sees
+(sharpness over the loop, double images, steps outside the moving region), `stillflow inspect`.
+
+Real photos: the bundled sample (CC0) and models/realset/ (CC0 / public domain, models/realset/LICENSES.md)
+with their hand-drawn hints."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import stillflow_cli_test_helpers as h
+from PIL import Image
+from stillflow.core import engines
+from stillflow.core.hints import load_hints, mask_from_hints
+from stillflow.core.imageio import load_image
+from stillflow.core.job import LoopSpec
+from stillflow.core.motion import predict_motion
+from stillflow.core.quality import QualityMeter, loop_quality
+from stillflow.core.render import crossfade, phase_map, render_loop
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "samples" / "mcway_falls.jpg"
+CLOUDS = REPO / "models" / "realset" / "clouds_island_188029.jpg"
+HAS_BPY = __import__("importlib.util").util.find_spec("bpy") is not None
+
+
+def _scene(path: Path, size: int):
+    img = load_image(path, max_size=size).rgb
+    hh, ww = img.shape[:2]
+    hints = load_hints(path.with_name(path.stem + ".hints.json")).for_size(ww, hh)
+    return img, predict_motion(img, hints=hints, source="hints").field, mask_from_hints(hints, (hh, ww))
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return load_image(REPO / "tests" / "data" / "mcway_crop.jpg").rgb
+
+
+# ------------------------------------------------------------------------------------------ the renderer
+
+
+def test_sharp_path_engine_matches_reference(photo):
+    hh, ww = photo.shape[:2]
+    rng = np.random.default_rng(0)
+    ref, eng = engines.get_engine("numpy"), engines.get_engine("cpu")
+    source = ref.sharp_source(photo)
+    np.testing.assert_allclose(source[0] + source[1], photo, atol=1e-6)  # base + detail = the photo
+    disp = (rng.standard_normal((hh, ww, 2)) * 3).astype(np.float32)
+    share = rng.random((hh, ww)).astype(np.float32)
+    np.testing.assert_allclose(eng.sample(source, disp, share), ref.sample(source, disp, share), atol=1e-5)
+    smooth = np.stack([np.sin(np.mgrid[0:hh, 0:ww][1] / 9.0), np.cos(np.mgrid[0:hh, 0:ww][0] / 7.0)], -1) * 2
+    np.testing.assert_allclose(eng.stretch(smooth.astype(np.float32)), ref.stretch(smooth), atol=1e-5)
+    assert np.all(ref.stretch(np.full((hh, ww, 2), 3.5, np.float32)) == 1.0)  # a rigid shift keeps it all
+    gy, gx = np.mgrid[0:hh, 0:ww].astype(np.float32)
+    flow = (rng.standard_normal((hh, ww, 2)) * 1.5).astype(np.float32)
+    flow[10:14, 20:30] = np.nan  # particles that left the image
+    acc = np.zeros((hh, ww, 4), np.float32)
+    eng.accumulate(acc, np.stack([gx, gy], -1), flow, rng.random((hh, ww)).astype(np.float32) + 0.5, 1.0)
+    (d1, s1), (d2, s2) = ref.stream_displacement(acc), eng.stream_displacement(acc)
+    assert np.array_equal(np.isnan(d1), np.isnan(d2))
+    np.testing.assert_allclose(d2, d1, atol=1e-4)
+    np.testing.assert_allclose(s2, s1, atol=1e-6)
+    other = np.clip(photo[::-1] + 0.05, 0, 1)
+    wa = rng.random((hh, ww)).astype(np.float32)
+    wa[:5] = 0.0
+    out = eng.blend_detail(photo, other, wa, 1 - wa)
+    np.testing.assert_allclose(out, ref.blend_detail(photo, other, wa, 1 - wa), atol=1e-5)
+    np.testing.assert_allclose(out[:5], other[:5], atol=1e-6)  # weight 0: the other picture exactly
+
+
+def test_sharp_loop_closes_and_frame_n_is_the_photo(photo):
+    hh, ww = photo.shape[:2]
+    yy, xx = np.mgrid[0:hh, 0:ww].astype(np.float32)
+    motion = np.stack([1.2 * np.sin(yy / 17), 0.8 * np.cos(xx / 23)], -1).astype(np.float32)
+    frames = [f.rgb for f in render_loop(photo, motion, LoopSpec(frames=24), device="cpu")]
+    np.testing.assert_array_equal(frames[0], photo)
+    centre = 0.5 + 0.7 * (phase_map((hh, ww)) - 0.5)
+    assert np.all(crossfade(0, 24, centre, 0.3) == 1.0) and np.all(crossfade(24, 24, centre, 0.3) == 0.0)
+    # frame N = the backward stream alone after 0 steps: identity coordinates, so the photo itself
+    eng = engines.get_engine("cpu")
+    acc = np.zeros((hh, ww, 4), np.float32)
+    eng.accumulate(acc, np.stack([xx, yy], -1), np.zeros((hh, ww, 2), np.float32), np.ones((hh, ww), np.float32), 1.0)
+    disp, share = eng.stream_displacement(acc)
+    np.testing.assert_allclose(eng.sample(eng.sharp_source(photo), disp, eng.stretch(disp)), photo, atol=1e-5)
+    q = loop_quality(frames, reference=photo)
+    assert q["seam_ratio"] <= 1.1, q["seam_ratio"]
+
+
+@pytest.mark.parametrize("path,size", [(SAMPLE, 480), (CLOUDS, 480)])
+def test_sharp_renderer_keeps_the_photos_detail_and_halves_double_images(path, size):
+    img, motion, mask = _scene(path, size)
+    q = {r: loop_quality(render_loop(img, motion, LoopSpec(frames=30, renderer=r), device="cpu"), mask,
+                         reference=img) for r in ("splat", "sharp")}
+    assert q["splat"]["sharpness_worst"] < 0.6  # the old renderer: soft from frame 1 on, frame 0 pops
+    assert q["sharp"]["sharpness_worst"] >= 0.85, q["sharp"]["sharpness"]
+    assert q["sharp"]["sharpness_spread"] <= 1.25
+    assert q["sharp"]["seam_ratio"] <= 1.1 and q["sharp"]["hole_fraction_max"] < 0.001
+    if q["splat"]["double_image"] > 0.05:  # the cloud photo: two copies of the clouds mid-loop
+        assert q["sharp"]["double_image"] <= 0.5 * q["splat"]["double_image"], (q["splat"]["double_image"],
+                                                                               q["sharp"]["double_image"])
+
+
+# ------------------------------------------------------------------------------------------- the figures
+
+
+def test_double_image_figure_separates_doubles_from_shifted_copies():
+    img, _, mask = _scene(CLOUDS, 960)
+    for d in (3, 8, 14):
+        shifted = np.roll(img, 2 * d, axis=1)
+        double = 0.5 * (np.roll(img, d, axis=1) + np.roll(img, -d, axis=1))
+        figures = []
+        for frame in (shifted, double):
+            meter = QualityMeter(mask, reference=img)
+            meter.add(img)
+            meter.add(frame)
+            figures.append(meter.result()["double_image"])
+        assert figures[0] < 0.03 and figures[1] > 0.15, (d, figures)
+
+
+# ------------------------------------------------------------------------------------------ inspect
+
+
+def _inspect(loop: Path, *extra) -> dict:
+    r = h.run_cli("inspect", loop, "--json", *extra, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_inspect_tells_a_blurred_loop_from_a_clean_one(tmp_path):
+    hints = REPO / "samples" / "mcway_falls.hints.json"
+    figures = {}
+    for renderer in ("splat", "sharp"):
+        out = tmp_path / renderer
+        r = h.run_cli("animate", SAMPLE, "--hints", hints, "--motion", "hints", "--max-size", "480",
+                      "--frames", "24", "--format", "png", "--renderer", renderer, "--out", out, "-q", timeout=300)
+        assert r.returncode == 0, r.stderr
+        figures[renderer] = _inspect(out / "mcway_falls_frames", "--mask", hints)
+        sheet = Path(figures[renderer]["contact_sheet"])
+        assert sheet.is_file() and Image.open(sheet).size[0] > 1000
+    assert figures["splat"]["sharpness_worst"] < 0.6 < 0.85 < figures["sharp"]["sharpness_worst"]
+    # the contact sheet is never overwritten without asking
+    r = h.run_cli("inspect", tmp_path / "sharp" / "mcway_falls_frames")
+    assert r.returncode == 2 and "already exists" in h.one_line_error(r.stderr)
+    r = h.run_cli("inspect", tmp_path / "nothing")
+    assert r.returncode == 2 and "not found" in h.one_line_error(r.stderr)
+
+
+@pytest.mark.bpy
+@pytest.mark.skipif(not HAS_BPY, reason="needs the bpy module")
+def test_mp4_has_one_keyframe_so_the_still_picture_never_regrains(tmp_path):
+    hints = REPO / "samples" / "mcway_falls.hints.json"
+    r = h.run_cli("animate", SAMPLE, "--hints", hints, "--motion", "hints", "--max-size", "480", "--frames", "36",
+                  "--format", "png", "--out", tmp_path, "-q", timeout=300)
+    assert r.returncode == 0, r.stderr
+    frames = sorted((tmp_path / "mcway_falls_frames").glob("*.png"))
+    code = (
+        "import sys; from pathlib import Path; from stillflow.operators import encode\n"
+        "frames = sorted(Path(sys.argv[1]).glob('*.png'))\n"
+        "encode.write_mp4(frames, Path(sys.argv[2]) / 'gop12.mp4', 30, keyframe_interval=12)\n"
+        "encode.write_mp4(frames, Path(sys.argv[2]) / 'loop.mp4', 30)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(frames[0].parent), str(tmp_path)], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    regrained = _inspect(tmp_path / "gop12.mp4", "--mask", hints)
+    clean = _inspect(tmp_path / "loop.mp4", "--mask", hints)
+    assert regrained["frames"] == clean["frames"] == len(frames)  # exactly N frames
+    assert regrained["still_step_max"] > 0.5  # Blender's keyframes re-encode the still picture: caught
+    assert clean["still_step_max"] <= 0.15, clean
+
+
+def test_gif_and_webp_loops_keep_the_still_picture_still(tmp_path):
+    hints = REPO / "samples" / "mcway_falls.hints.json"
+    for fmt, limit in (("gif", 0.1), ("webp", 1.0)):
+        r = h.run_cli("animate", SAMPLE, "--hints", hints, "--motion", "hints", "--max-size", "320",
+                      "--frames", "12", "--format", fmt, "--out", tmp_path, "-q", timeout=300)
+        assert r.returncode == 0, r.stderr
+        figures = _inspect(tmp_path / f"mcway_falls_loop.{fmt}", "--mask", hints)
+        assert figures["frames"] == 12
+        # GIF: one palette, no error diffusion (was about 2/255 with a dither pattern per frame);
+        # WebP: one keyframe (lossy frames still drift by up to about half a level)
+        assert figures["still_step_max"] <= limit, (fmt, figures["still_step_max"])
