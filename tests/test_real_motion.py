@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from stillflow.models import evaluate_real as ev
 
 PHOTOS = sorted(ev.REALSET.glob("*.jpg"))
