@@ -122,14 +122,18 @@ def load_hints(path: str | Path) -> Hints:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InputError(f"hints file {path.name} is not valid JSON: {err}") from None
+    except RecursionError:
+        raise InputError(f"hints file {path.name} is nested too deeply to be a hints file") from None
     if not isinstance(data, dict):
         raise InputError(f"hints file {path.name} must hold a JSON object")
     try:
         if "shapes" in data:
             return _from_labelme(data)
         return _from_stillflow(data)
-    except (KeyError, TypeError, ValueError, IndexError) as err:
-        raise InputError(f"hints file {path.name} is malformed ({type(err).__name__}: {err})") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as err:
+        text = str(err)
+        text = text if len(text) <= 80 else text[:77] + "..."
+        raise InputError(f"hints file {path.name} is malformed ({type(err).__name__}: {text})") from None
 
 
 def hints_to_dict(hints: Hints) -> dict:
@@ -153,6 +157,13 @@ def save_hints(hints: Hints, path: str | Path) -> None:
     Path(path).write_text(json.dumps(hints_to_dict(hints), indent=1) + "\n", encoding="utf-8")
 
 
+def _size(w, h) -> tuple[int, int]:
+    w, h = int(w), int(h)
+    if w < 1 or h < 1:
+        raise ValueError(f"image size {w}x{h} must be at least 1x1")
+    return w, h
+
+
 def _pt(v) -> Point:
     return (float(v[0]), float(v[1]))
 
@@ -165,7 +176,7 @@ def _from_stillflow(data: dict) -> Hints:
         motion_polygons=[[_pt(q) for q in poly] for poly in data.get("motion_mask", [])],
         freeze_points=[_pt(q) for q in data.get("freeze_points", [])],
         freeze_polygons=[[_pt(q) for q in poly] for poly in data.get("freeze_polygons", [])],
-        image_size=None if size is None else (int(size[0]), int(size[1])),
+        image_size=None if size is None else _size(size[0], size[1]),
         freeze_radius=None if data.get("freeze_radius") is None else float(data["freeze_radius"]),
     )
 
@@ -173,8 +184,12 @@ def _from_stillflow(data: dict) -> Hints:
 def _from_labelme(data: dict) -> Hints:
     hints = Hints()
     if "imageWidth" in data and "imageHeight" in data:
-        hints.image_size = (int(data["imageWidth"]), int(data["imageHeight"]))
+        hints.image_size = _size(data["imageWidth"], data["imageHeight"])
+    if not isinstance(data["shapes"], list):
+        raise ValueError('"shapes" must be a list of shapes')
     for shape in data["shapes"]:
+        if not isinstance(shape, dict):
+            raise ValueError("each shape must be an object")
         label = str(shape.get("label", "")).strip().lower()
         kind = str(shape.get("shape_type") or "polygon").lower()
         pts = [_pt(q) for q in shape.get("points", [])]

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 # Larger than this (long side) is refused unless --max-size asks for a downscale: a 16K photo needs about
 # 6 GB of float buffers before the first frame.
 MAX_PIXELS = 80_000_000
+MAX_DECODE_JPEG = 16 * MAX_PIXELS  # JPEG decodes at 1/2, 1/4 or 1/8 scale (draft) when --max-size asks
 
 
 @dataclass
@@ -78,6 +79,14 @@ def load_image(path: str | Path, max_size: int | None = None) -> LoadedImage:
         raise InputError(
             f"{path.name} is {w}x{h} ({w * h / 1e6:.0f} MP), too large to animate in memory: "
             "pass --max-size 3840 (or smaller) to downscale it"
+        )
+    # Checked before decoding, --max-size or not: only JPEG decodes at a reduced scale (draft), so anything
+    # else over MAX_PIXELS would be decoded whole first (a 74-byte PNG can declare 100000x100000).
+    limit = MAX_DECODE_JPEG if im.format == "JPEG" else MAX_PIXELS
+    if w * h > limit:
+        raise InputError(
+            f"{path.name} declares {w}x{h} ({w * h / 1e6:.0f} MP), more than Stillflow decodes "
+            f"({limit / 1e6:.0f} MP{' for ' + im.format if im.format else ''}): downscale it first"
         )
     try:
         if max_size is not None and max(w, h) > max_size:

@@ -15,7 +15,8 @@ from typing import Any
 
 from .errors import InputError
 
-MOTION_SOURCES = ("auto", "hints", "model", "field")
+PREDICTED_SOURCES = ("auto", "hints", "model")  # what core.motion.predict_motion computes
+MOTION_SOURCES = PREDICTED_SOURCES + ("field",)  # "field": a given field (a file, Blender's field image)
 FORMATS = ("mp4", "png", "exr", "gif", "webp")
 DEVICES = ("auto", "cpu", "cuda")
 

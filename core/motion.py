@@ -13,10 +13,11 @@ import numpy as np
 from .errors import InputError, StillflowError
 from .field import check_finite, shape_motion
 from .hints import Hints, dense_from_arrows, freeze_from_hints, mask_from_hints
+from .job import PREDICTED_SOURCES
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("auto", "hints", "model")
+SOURCES = PREDICTED_SOURCES
 
 
 @dataclass

@@ -84,13 +84,15 @@ def check_input_files(image: Path, job: Job) -> None:
             raise InputError(f"{what} not found: {path}")
 
 
-def load_inputs(image_path: str | Path, job: Job) -> Inputs:
-    """Read the photo, its hints (or sidecar hints), the painted mask and a given field from files."""
+def load_inputs(image_path: str | Path, job: Job, checked: bool = False) -> Inputs:
+    """Read the photo, its hints (or sidecar hints), the painted mask and a given field from files
+    (``checked``: the caller ran `check_input_files` already)."""
     from . import imageio
 
     image_path = Path(image_path)
     job.validate()
-    check_input_files(image_path, job)
+    if not checked:
+        check_input_files(image_path, job)
     m = job.motion
     hints_path = m.hints_path
     if hints_path is None and m.sidecar_hints and m.source in ("auto", "hints"):

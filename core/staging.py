@@ -51,14 +51,15 @@ class Stage:
     def commit(self, moves: dict[str, Path], overwrite: bool = False) -> list[Path]:
         """Rename ``stage/<name>`` onto each final path (in order); returns the final paths.
 
-        An existing final path is refused unless ``overwrite``; with it, a file is replaced and a folder is
-        moved into the stage (removed with it). A symlink at a final name is replaced, never followed."""
+        An existing final path is refused unless ``overwrite``; with it, whatever is there (a file, a folder,
+        a symbolic link: the link itself, never what it points to) is moved into the stage first and
+        removed with it."""
         finals = [Path(p) for p in moves.values()]
         if not overwrite:
             refuse_existing(finals)
         for name, final in moves.items():
             src = self.path / name
-            if final.is_dir() and not final.is_symlink():
+            if final.exists() or final.is_symlink():
                 os.replace(final, self.path / f"old-{uuid.uuid4().hex[:8]}")
             os.replace(src, final)
         return finals

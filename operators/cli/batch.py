@@ -46,6 +46,22 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".t
 # ---------------------------------------------------------------------------------------------- journal
 
 
+def _open_no_link(path: Path, flags: int):
+    """os.open that refuses a symbolic link at ``path`` (a planted link must not make a batch write
+    elsewhere): one line and exit 2."""
+    from ...core.errors import InputError
+
+    if path.is_symlink():
+        raise InputError(f"{path} is a symbolic link: Stillflow writes its batch files only inside OUT_DIR; "
+                         "remove the link")
+    try:
+        return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except OSError:
+        if path.is_symlink():
+            raise InputError(f"{path} is a symbolic link: remove it") from None
+        raise
+
+
 class Journal:
     """Append-only JSON-lines record of finished items; tolerant of a last line cut by a kill."""
 
@@ -55,9 +71,9 @@ class Journal:
     def read(self) -> dict[str, dict]:
         """The last record of each item."""
         last: dict[str, dict] = {}
-        if not self.path.exists():
+        if not self.path.exists() and not self.path.is_symlink():
             return last
-        with open(self.path, encoding="utf-8", errors="replace") as f:
+        with os.fdopen(_open_no_link(self.path, os.O_RDONLY), encoding="utf-8", errors="replace") as f:
             for n, line in enumerate(f, 1):
                 line = line.strip()
                 if not line:
@@ -74,11 +90,12 @@ class Journal:
     def append(self, record: dict) -> None:
         line = json.dumps(record, sort_keys=True)
         needs_newline = False
-        if self.path.exists() and self.path.stat().st_size > 0:
-            with open(self.path, "rb") as f:
-                f.seek(-1, os.SEEK_END)
-                needs_newline = f.read(1) != b"\n"
-        with open(self.path, "a", encoding="utf-8") as f:
+        fd = _open_no_link(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        size = os.fstat(fd).st_size
+        if size > 0:
+            os.lseek(fd, size - 1, os.SEEK_SET)  # writes still go to the end (O_APPEND)
+            needs_newline = os.read(fd, 1) != b"\n"
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(("\n" if needs_newline else "") + line + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -116,8 +133,11 @@ def list_items(in_dir: Path) -> list[Item]:
     for p in files:
         stems[p.stem] = stems.get(p.stem, 0) + 1
     items = []
+    reserved = {JOURNAL, LOCK}
     for p in files:
         out_name = p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}"
+        if out_name in reserved or out_name.startswith(".stillflow"):  # never the batch's own files' names
+            out_name = f"{out_name}_item"
         items.append(Item(p.name, p, out_name))
     return items
 
@@ -134,7 +154,7 @@ def batch_lock(out_dir: Path) -> Iterator[None]:
     from ...core.errors import StillflowError
 
     path = out_dir / LOCK
-    f = open(path, "a+")  # noqa: SIM115 - held for the whole batch
+    f = os.fdopen(_open_no_link(path, os.O_RDWR | os.O_CREAT), "a+")  # held for the whole batch
     try:
         try:
             import fcntl
@@ -171,6 +191,8 @@ def run_batch(in_dir: Path, out_dir: Path, job: Job, n_jobs: int = 1, retry_fail
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     if not in_dir.is_dir():
         raise InputError(f"input folder not found: {in_dir}")
+    if n_jobs < 1:
+        raise InputError(f"--jobs must be at least 1, got {n_jobs}")
     cli_item.require_bpy_for(job.output.fmt)
     imageio.check_writable_dir(out_dir)
     report = BatchReport()
@@ -220,6 +242,12 @@ def run_batch(in_dir: Path, out_dir: Path, job: Job, n_jobs: int = 1, retry_fail
                 report.failed[item.name] = res.get("error", "failed")
                 log.error("%s: %s", item.name, res.get("error"))
 
+        cores = os.cpu_count() or 1
+        if n_jobs > min(cores, max(1, len(todo))):
+            capped = max(1, min(cores, len(todo)))
+            log.warning("--jobs %d: using %d worker(s) (%d core(s), %d photo(s) to do)", n_jobs, capped, cores,
+                        len(todo))
+            n_jobs = capped
         bar = _progress(len(todo), progress)
         try:
             if n_jobs <= 1 or len(todo) <= 1:

@@ -93,7 +93,7 @@ def animate_file(image: Path, out: Path, job: Job, progress: bool = True, folder
     ok = False
     bar = None
     try:
-        inputs = load_inputs(image, job)
+        inputs = load_inputs(image, job, checked=True)
         run = Pipeline(job, inputs, sinks, out, stem, folder=folder, manifest=manifest)
         run.commit_hook = deferred
         run_ref.append(run)
@@ -126,7 +126,7 @@ def predict_file(image: Path, output: Path, job: Job) -> Path:
         raise InputError(f"{output} is a folder: choose a file name for the field")
     check_input_files(image, job)
     imageio.check_writable_dir(output.parent if str(output.parent) else Path("."))
-    motion = motion_for(load_inputs(image, job), job)
+    motion = motion_for(load_inputs(image, job, checked=True), job)
     with staging.atomic_file(output) as tmp:
         imageio.save_field(tmp, motion.field)
     return output

@@ -7,7 +7,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from ...core.job import DEVICES, FORMATS, MP4_QUALITIES, PARAMS, Job, LoopSpec, MotionSpec, OutputSpec
+from ...core.job import (
+    DEVICES,
+    FORMATS,
+    MP4_QUALITIES,
+    PARAMS,
+    PREDICTED_SOURCES,
+    Job,
+    LoopSpec,
+    MotionSpec,
+    OutputSpec,
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -58,7 +68,7 @@ def _max_size(text: str) -> int:
 
 
 def _motion(text: str) -> str:
-    if text in ("auto", "hints", "model") or Path(text).suffix.lower() in (".exr", ".npy"):
+    if text in PREDICTED_SOURCES or Path(text).suffix.lower() in (".exr", ".npy"):
         return text
     raise argparse.ArgumentTypeError(f"expected auto, hints, model or a field file (.exr or .npy), got {text[:60]!r}")
 
@@ -167,7 +177,7 @@ def job_from_args(args: argparse.Namespace) -> Job:
     """The core.job.Job the parsed options describe (validated)."""
     motion = args.motion
     field_path = None
-    if motion not in ("auto", "hints", "model"):
+    if motion not in PREDICTED_SOURCES:
         motion, field_path = "field", str(args.motion)
     return Job(
         motion=MotionSpec(

@@ -42,6 +42,7 @@ def run_item(image: str, out_dir: str, out_name: str, job_dict: dict) -> dict:
     (the job travels as its plain dict)."""
     from ...core.errors import StillflowError
     from ...core.job import Job
+    from ...core.pipeline import sidecar_hints
     from .item import animate_file
 
     started = time.perf_counter()
@@ -50,14 +51,16 @@ def run_item(image: str, out_dir: str, out_name: str, job_dict: dict) -> dict:
         job = Job.from_dict(job_dict)
         manifest = {"input": str(image_p.resolve()), "input_size": os.path.getsize(image_p),
                     "input_mtime": os.path.getmtime(image_p), "settings": job.settings_key()}
+        sidecar = sidecar_hints(image_p) if job.motion.source in ("auto", "hints") else None
+        if sidecar is not None:  # in a batch a photo's own hints take precedence over --hints
+            job.motion.hints_path = str(sidecar)
         result = animate_file(image_p, out_p, job, progress=False, folder=out_name, manifest=manifest)
         return {"status": "done", "outputs": [str(p.relative_to(out_p)) for p in result.outputs],
                 "notes": result.notes, "motion_used": result.source_used,
                 "seconds": round(time.perf_counter() - started, 3)}
     except StillflowError as err:
         return {"status": "failed", "error": str(err), "seconds": round(time.perf_counter() - started, 3)}
-    except (MemoryError, OSError, RuntimeError, ValueError, TypeError, IndexError, KeyError, ImportError,
-            SystemError) as err:
+    except Exception as err:  # any failure of one photo fails that item only, in both modes
         if caused_by_interrupt(err):
             raise KeyboardInterrupt from err
         log.debug("item %s failed", image, exc_info=True)

@@ -1,0 +1,175 @@
+"""Reliability cases of issue 10, each on real files and real runs of the command (or of the function it
+names). Every one of them failed before the fix named in its docstring."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import stillflow_cli_test_helpers as h
+from PIL import Image
+
+DATA = Path(__file__).resolve().parent / "data"
+PHOTO = DATA / "mcway_crop.jpg"
+
+
+def _inputs(folder: Path, n: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    src = Image.open(PHOTO).convert("RGB").resize((64, 36))
+    for i in range(n):
+        src.rotate(i * 7).save(folder / f"photo{i:02d}.jpg")
+
+
+def _batch(in_dir, out_dir, *extra):
+    hints = in_dir.parent / "h.json"
+    h.write_hints(hints, [((10, 10), (40, 20), 20)], (64, 36))
+    return h.run_cli("batch", in_dir, out_dir, "--hints", hints, "--motion", "hints", "--frames", "3",
+                     "--format", "png", "--quiet", *extra, timeout=300)
+
+
+def test_batch_deletes_only_its_own_staging_folders(tmp_path):
+    """Case 2: names containing '.partial' or '.encoding-' were removed, recursively; now only folders with
+    Stillflow's stage marker are."""
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    _inputs(in_dir, 2)
+    out_dir.mkdir()
+    mine = [out_dir / "report.partial.docx", out_dir / "talk.encoding-notes.txt",
+            out_dir / "report.partial-p999999.docx"]
+    for p in mine:
+        p.write_text("keep me")
+    (out_dir / "holiday.partial.photos").mkdir()
+    (out_dir / "holiday.partial.photos" / "a.jpg").write_bytes(b"jpeg")
+    (out_dir / ".stillflow-tmp-lookalike").mkdir()  # a Stillflow-like name without the marker
+    assert _batch(in_dir, out_dir).returncode == 0
+    for p in mine:
+        assert p.read_text() == "keep me"
+    assert (out_dir / "holiday.partial.photos" / "a.jpg").is_file()
+    assert (out_dir / ".stillflow-tmp-lookalike").is_dir()
+
+
+def test_one_bad_sidecar_hints_fails_only_its_item_with_one_job(tmp_path):
+    """Case 5: a LabelMe sidecar with "shapes": "x" stopped the default (--jobs 1) batch with a traceback."""
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    _inputs(in_dir, 3)
+    (in_dir / "photo01.hints.json").write_text(json.dumps({"shapes": "x"}))  # the sidecar wins over --hints
+    r = _batch(in_dir, out_dir)
+    assert "Traceback" not in r.stderr
+    assert r.returncode == 1 and "failed: photo01.jpg" in r.stderr and "malformed" in r.stderr
+    assert "2 of 3 photo(s) done" in r.stderr
+
+
+def test_journal_and_lock_never_follow_planted_links(tmp_path):
+    """Case 7: a symlink at the journal's name made the batch append to a file outside OUT_DIR."""
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    _inputs(in_dir, 1)
+    out_dir.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    os.symlink(victim, out_dir / "stillflow_journal.jsonl")
+    r = _batch(in_dir, out_dir)
+    assert r.returncode == 2 and "symbolic link" in h.one_line_error(r.stderr)
+    assert victim.read_text() == "precious\n"
+    (out_dir / "stillflow_journal.jsonl").unlink()
+    (out_dir / ".stillflow-batch.lock").unlink()  # left by the run above
+    os.symlink(tmp_path / "elsewhere.lock", out_dir / ".stillflow-batch.lock")
+    r = _batch(in_dir, out_dir)
+    assert r.returncode == 2 and not (tmp_path / "elsewhere.lock").exists()
+
+
+def test_a_photo_named_like_the_journal_gets_another_folder(tmp_path):
+    """Case 8: `stillflow_journal.jsonl.jpg` got an output folder with the journal's name."""
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    _inputs(in_dir, 1)
+    os.replace(in_dir / "photo00.jpg", in_dir / "stillflow_journal.jsonl.jpg")
+    for _ in range(2):  # and a second run still works
+        r = _batch(in_dir, out_dir)
+        assert r.returncode == 0, r.stderr
+    assert (out_dir / "stillflow_journal.jsonl").is_file()
+    assert (out_dir / "stillflow_journal.jsonl_item" / "stillflow_journal.jsonl_frames").is_dir()
+
+
+def test_jobs_are_capped_at_the_cores_and_the_items(tmp_path):
+    """Case 11: --jobs 1000 started a worker per photo on 2 cores."""
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    _inputs(in_dir, 3)
+    hints = tmp_path / "h.json"
+    h.write_hints(hints, [((10, 10), (40, 20), 20)], (64, 36))
+    r = h.run_cli("batch", in_dir, out_dir, "--hints", hints, "--motion", "hints", "--frames", "3",
+                  "--format", "png", "--jobs", "1000", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "--jobs 1000: using" in r.stderr
+    used = int(r.stderr.split("--jobs 1000: using ")[1].split()[0])
+    assert used <= min(os.cpu_count() or 1, 3)
+
+
+def _bomb_png(path: Path, w: int, h: int) -> Path:
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) +
+                     chunk(b"IEND", b""))
+    return path
+
+
+def test_decompression_bomb_refused_with_max_size_too(tmp_path):
+    """Case 9: with --max-size the declared-size guard was skipped (a 40 GB allocation)."""
+    bomb = _bomb_png(tmp_path / "bomb.png", 100_000, 100_000)
+    assert bomb.stat().st_size < 100
+    hints = h.write_hints(tmp_path / "h.json", [((10, 10), (40, 20), 20)], (100_000, 100_000))
+    for extra in ([], ["--max-size", "320"]):
+        r = h.run_cli("animate", bomb, "--hints", hints, "--motion", "hints", "--out", tmp_path / "o", *h.FAST,
+                      *extra)
+        assert r.returncode == 2 and "100000x100000" in h.one_line_error(r.stderr)
+
+
+def test_hints_that_break_parsers_get_one_line(tmp_path):
+    """Case 13: nesting 10,000 deep (RecursionError), image size 0 (ZeroDivisionError), "shapes": "x"."""
+    bad = {
+        "deep": "[" * 10000 + "]" * 10000,
+        "zero": json.dumps({"stillflow_hints": 1, "image_size": [0, 0], "arrows": [{"start": [1, 1], "end": [5, 5]}]}),
+        "labelme_zero": json.dumps({"shapes": [], "imageWidth": 0, "imageHeight": 10}),
+        "labelme_shapes": json.dumps({"shapes": "x"}),
+    }
+    for name, text in bad.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(text)
+        r = h.run_cli("animate", PHOTO, "--hints", path, "--motion", "hints", "--out", tmp_path / "o", *h.FAST)
+        assert r.returncode == 2, (name, r.stderr)
+        line = h.one_line_error(r.stderr)
+        assert len(line) < 300, line
+
+
+def test_overwrite_replaces_a_symlinked_frames_folder_without_following_it(tmp_path):
+    """Case 15: `<stem>_frames` a symlink to a folder, with --overwrite: NotADirectoryError."""
+    out = tmp_path / "out"
+    out.mkdir()
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep.txt").write_text("keep")
+    os.symlink(target, out / "mcway_crop_frames")
+    hints = h.write_hints(tmp_path / "h.json", [((10, 20), (60, 40), 8)], (128, 72))
+    r = h.run_cli("animate", PHOTO, "--hints", hints, "--motion", "hints", "--out", out, *h.FAST, "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert (out / "mcway_crop_frames").is_dir() and not (out / "mcway_crop_frames").is_symlink()
+    assert (target / "keep.txt").read_text() == "keep"  # the link was replaced, its target left alone
+    (out / "d.npy").mkdir()
+    r = h.run_cli("predict", PHOTO, "--hints", hints, "--motion", "hints", "-o", out / "d.npy", "--overwrite")
+    assert r.returncode == 2 and "folder" in h.one_line_error(r.stderr)
+    assert (out / "d.npy").is_dir()
+
+
+def test_predicted_field_gets_the_users_umask(tmp_path):
+    """Case 16: `predict` wrote 0600 files (mkstemp); farm users could not read them."""
+    hints = h.write_hints(tmp_path / "h.json", [((10, 20), (60, 40), 8)], (128, 72))
+    out = tmp_path / "f.npy"
+    r = h.run_cli("predict", PHOTO, "--hints", hints, "--motion", "hints", "-o", out)
+    assert r.returncode == 0, r.stderr
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert np.load(out).shape == (72, 128, 2)
