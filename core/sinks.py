@@ -38,11 +38,12 @@ class Sink(Protocol):
     def abort(self) -> None: ...
 
 
-def write_error(what: str, err: OSError) -> OutputError:
-    """One line for a failed write (a full disk says so)."""
-    if err.errno == errno.ENOSPC:
+def write_error(what: str, err: Exception) -> OutputError:
+    """One line for a failed write (a full disk says so; OpenEXR reports it as a RuntimeError)."""
+    if getattr(err, "errno", None) == errno.ENOSPC or "No space left" in str(err):
         return OutputError(f"the disk is full: {what} could not be written; free some space and run again")
-    return OutputError(f"{what} could not be written ({err.strerror or err})")
+    text = str(getattr(err, "strerror", None) or err)
+    return OutputError(f"{what} could not be written ({text[:120]})")
 
 
 class FramesSink:
@@ -74,7 +75,7 @@ class FramesSink:
                 if self.even:
                     rgb = rgb[: rgb.shape[0] & ~1, : rgb.shape[1] & ~1]
                 save_png(path, frame_to_uint8(rgb))
-        except OSError as err:
+        except (OSError, RuntimeError) as err:  # OpenEXR raises RuntimeError
             raise write_error(f"frame {path.name}", err) from None
         self.paths.append(path)
 

@@ -216,19 +216,37 @@ def _relative(path: Path, start: Path) -> str:
         return str(path)
 
 
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+SEEKABLE_FOOTER = b"\xb1\xea\x92\x8f"  # zstd seekable format: Blender 5 writes compressed .blend files so
+
+
 def check_blend(path: Path, name: str) -> None:
-    """A .blend that Blender really finished: it ends with the ENDB block (Blender's save does not raise
-    when the disk fills; it leaves a truncated file)."""
+    """A .blend that Blender really finished. Blender's save does not raise when the disk fills; it leaves
+    a truncated file. Uncompressed files end with the ENDB block; compressed ones (zstd seekable format)
+    end with a seek table whose frame sizes add up to the file's size."""
+    import struct
+
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
             head = f.read(7)
             f.seek(max(0, size - 64))
             tail = f.read()
+            complete = False
+            if head[:4] == ZSTD_MAGIC and tail[-4:] == SEEKABLE_FOOTER and size >= 17:
+                frames, descriptor = struct.unpack("<IB", tail[-9:-4])
+                entry = 12 if descriptor & 0x80 else 8
+                table = 8 + frames * entry + 9
+                if table <= size:
+                    f.seek(size - table + 8)
+                    raw = f.read(frames * entry)
+                    compressed = sum(struct.unpack_from("<I", raw, k * entry)[0] for k in range(frames))
+                    complete = compressed + table == size
+            elif head == b"BLENDER":
+                complete = b"ENDB" in tail
     except OSError as err:
         raise OutputError(f"{name} could not be written ({err.strerror or err})") from None
-    compressed = head[:4] == b"\x28\xb5\x2f\xfd"  # zstd: its frame checksum is Blender's business
-    if size == 0 or not (compressed or (head == b"BLENDER" and b"ENDB" in tail)):
+    if not complete:
         raise OutputError(f"{name} was cut short while it was written ({size} bytes): is the disk full?")
 
 

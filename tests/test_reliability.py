@@ -173,3 +173,70 @@ def test_predicted_field_gets_the_users_umask(tmp_path):
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
     assert np.load(out).shape == (72, 128, 2)
+
+
+def _tmpfs(path: Path, size: str):
+    """A small tmpfs at ``path`` (root and Linux only); the caller unmounts it."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a small tmpfs")
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode(errors='replace').strip()}")
+
+
+def _umount(path: Path) -> None:
+    import subprocess
+
+    subprocess.run(["umount", str(path)], check=False)
+
+
+def test_a_full_disk_gives_one_line_and_leaves_nothing(tmp_path):
+    """Case 12: a full disk in any format was an ENOSPC traceback, exit 1."""
+    disk = tmp_path / "disk"
+    _tmpfs(disk, "400k")
+    try:
+        hints = h.write_hints(tmp_path / "h.json", [((10, 20), (60, 40), 8)], (128, 72))
+        big = tmp_path / "big.jpg"
+        Image.open(PHOTO).resize((640, 360)).save(big)
+        for fmt in ("png", "exr", "gif"):
+            r = h.run_cli("animate", big, "--hints", hints, "--motion", "hints", "--out", disk, "--frames", "30",
+                          "--format", fmt, "-q")
+            assert r.returncode == 2 and "disk is full" in h.one_line_error(r.stderr), (fmt, r.stderr)
+            assert list(disk.iterdir()) == []
+    finally:
+        _umount(disk)
+
+
+def test_a_blend_cut_short_by_a_full_disk_is_never_called_done(tmp_path):
+    """Case 1: Blender's save_as_mainfile does not raise when the disk fills: a truncated .blend was left
+    under its final name and the run exited 0."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    pytest.importorskip("bpy")
+    disk = tmp_path / "disk"
+    _tmpfs(disk, "300k")
+    try:
+        code = (
+            "import sys, numpy as np; from pathlib import Path; from stillflow.operators import encode\n"
+            "from stillflow.core.errors import StillflowError\n"
+            "try:\n"
+            "    encode.write_blend(Path(sys.argv[1]) / 'x.blend', sys.argv[2],\n"
+            "                       np.random.default_rng(0).random((180, 320, 2), np.float32), Path(sys.argv[1]) / 'x.mp4', 30)\n"
+            "except StillflowError as err:\n"
+            "    print('ERROR', err)\n"
+        )
+        r = subprocess.run([sys.executable, "-c", code, str(disk), str(PHOTO)], capture_output=True, text=True,
+                           timeout=120)
+        assert "ERROR" in r.stdout and "cut short" in r.stdout, r.stdout + r.stderr
+        assert list(disk.iterdir()) == []  # nothing under the final name, no staging folder
+    finally:
+        _umount(disk)
