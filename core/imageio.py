@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 # 6 GB of float buffers before the first frame.
 MAX_PIXELS = 80_000_000
 MAX_DECODE_JPEG = 16 * MAX_PIXELS  # JPEG decodes at 1/2, 1/4 or 1/8 scale (draft) when --max-size asks
+MAX_DECODE = 5 * MAX_PIXELS  # other formats decode whole (8-bit, then reduced): at most about 1.2 GB
 
 
 @dataclass
@@ -80,9 +81,9 @@ def load_image(path: str | Path, max_size: int | None = None) -> LoadedImage:
             f"{path.name} is {w}x{h} ({w * h / 1e6:.0f} MP), too large to animate in memory: "
             "pass --max-size 3840 (or smaller) to downscale it"
         )
-    # Checked before decoding, --max-size or not: only JPEG decodes at a reduced scale (draft), so anything
-    # else over MAX_PIXELS would be decoded whole first (a 74-byte PNG can declare 100000x100000).
-    limit = MAX_DECODE_JPEG if im.format == "JPEG" else MAX_PIXELS
+    # Checked before decoding, --max-size or not: only JPEG decodes at a reduced scale (draft); anything
+    # else is decoded whole first (a 74-byte PNG can declare 100000x100000), so it is bounded too.
+    limit = MAX_DECODE_JPEG if im.format == "JPEG" else (MAX_DECODE if max_size is not None else MAX_PIXELS)
     if w * h > limit:
         raise InputError(
             f"{path.name} declares {w}x{h} ({w * h / 1e6:.0f} MP), more than Stillflow decodes "
@@ -94,6 +95,9 @@ def load_image(path: str | Path, max_size: int | None = None) -> LoadedImage:
             scale = max_size / max(w, h)
             target = (max(2, round(w * scale)), max(2, round(h * scale)))
             im.draft(im.mode if im.mode in ("RGB", "L") else None, target)
+            factor = min(im.size[0] // target[0], im.size[1] // target[1])
+            if factor >= 2 and im.mode in ("RGB", "RGBA", "L", "LA"):
+                im = im.reduce(factor)  # 8-bit box reduction first: no full-size float copy
             arr, alpha = _to_float(im)
             arr = resize_bilinear(arr, (target[1], target[0]))
             if alpha is not None:

@@ -17,9 +17,9 @@ DATA = Path(__file__).resolve().parent / "data"
 PHOTO = DATA / "mcway_crop.jpg"
 
 
-def _inputs(folder: Path, n: int) -> None:
+def _inputs(folder: Path, n: int, size=(64, 36)) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    src = Image.open(PHOTO).convert("RGB").resize((64, 36))
+    src = Image.open(PHOTO).convert("RGB").resize(size)
     for i in range(n):
         src.rotate(i * 7).save(folder / f"photo{i:02d}.jpg")
 
@@ -240,3 +240,63 @@ def test_a_blend_cut_short_by_a_full_disk_is_never_called_done(tmp_path):
         assert list(disk.iterdir()) == []  # nothing under the final name, no staging folder
     finally:
         _umount(disk)
+
+
+def test_resume_redoes_an_item_whose_photo_hints_or_settings_changed(tmp_path):
+    """Case 6: a changed photo (same name), an edited sidecar, other settings and --overwrite were all
+    skipped on resume ("done earlier with other settings; kept")."""
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    _inputs(in_dir, 2)
+    assert _batch(in_dir, out_dir).returncode == 0
+    frame = out_dir / "photo00" / "photo00_frames" / "frame_0001.png"
+    before = frame.read_bytes()
+    r = _batch(in_dir, out_dir)
+    assert r.returncode == 0 and "(0 now, 2 earlier)" in r.stderr  # nothing changed: nothing redone
+    Image.open(PHOTO).convert("RGB").resize((64, 36)).transpose(Image.FLIP_LEFT_RIGHT).save(in_dir / "photo00.jpg",
+                                                                                              quality=70)
+    r = _batch(in_dir, out_dir)
+    assert r.returncode == 0 and "photo00.jpg: done earlier, but the photo changed: redone" in r.stderr
+    assert "(1 now, 1 earlier)" in r.stderr and frame.read_bytes() != before
+    h.write_hints(in_dir / "photo01.hints.json", [((50, 10), (20, 30), 20)], (64, 36))
+    r = _batch(in_dir, out_dir)
+    assert "photo01.jpg: done earlier, but a sidecar hints file appeared: redone" in r.stderr
+    r = _batch(in_dir, out_dir)
+    assert "(0 now, 2 earlier)" in r.stderr, r.stderr
+    h.write_hints(in_dir / "photo01.hints.json", [((5, 30), (60, 5), 20)], (64, 36))
+    r = _batch(in_dir, out_dir)
+    assert "photo01.jpg: done earlier, but its hints file changed: redone" in r.stderr
+    r = _batch(in_dir, out_dir, "--speed", "2")
+    assert r.stderr.count("the settings changed: redone") == 2
+    r = _batch(in_dir, out_dir, "--speed", "2", "--overwrite")
+    assert r.returncode == 0 and "(2 now, 0 earlier)" in r.stderr
+
+
+def test_a_dead_worker_fails_at_most_its_own_item(tmp_path):
+    """Case 3: one killed worker (as an OOM kill would) journaled every pending item "failed:
+    BrokenProcessPool" for good; now the unfinished items go to a fresh pool."""
+    import signal
+    import subprocess
+    import time
+
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    _inputs(in_dir, 8, (320, 180))
+    hints = tmp_path / "h.json"
+    h.write_hints(hints, [((10, 10), (40, 20), 20)], (64, 36))
+    cmd = h.cli_cmd("batch", in_dir, out_dir, "--hints", hints, "--motion", "hints", "--frames", "40",
+                    "--format", "png", "--jobs", "2", "--quiet")
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    victim = None
+    while victim is None and time.monotonic() < deadline and p.poll() is None:
+        if list(out_dir.glob(".stillflow-tmp-*/item")):
+            out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(p.pid)], capture_output=True,
+                                 text=True)
+            workers = [int(line.split()[0]) for line in out.stdout.splitlines() if "spawn_main" in line]
+            victim = workers[0] if workers else None
+        time.sleep(0.02)
+    assert victim is not None, ("no worker seen", p.poll(), p.stderr.read() if p.poll() is not None else "")
+    os.kill(victim, signal.SIGKILL)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert "8 of 8 photo(s) done" in err and "a worker process died" in err
+    assert not list(out_dir.glob(".stillflow-tmp-*"))

@@ -109,6 +109,12 @@ class Item:
     name: str  # file name inside IN_DIR: the journal key
     path: Path
     out_name: str  # folder name inside OUT_DIR
+    redo: bool = False  # done earlier, but its inputs or settings changed: its own output is replaced
+
+    def job_dict(self, job_dict: dict) -> dict:
+        if not self.redo:
+            return job_dict
+        return {**job_dict, "output": {**job_dict["output"], "overwrite": True}}
 
 
 @dataclass
@@ -212,10 +218,13 @@ def run_batch(in_dir: Path, out_dir: Path, job: Job, n_jobs: int = 1, retry_fail
             rec = records.get(item.name)
             final = out_dir / item.out_name
             if rec and rec.get("status") == "done" and final.is_dir():
-                if rec.get("settings") != key:
-                    log.warning("%s: done earlier with other settings; kept (delete %s to redo it)",
-                                item.name, final)
-                report.skipped.append(item.name)
+                why = _changed(rec, item, key, final, job) or ("--overwrite" if job.output.overwrite else None)
+                if why is None:
+                    report.skipped.append(item.name)
+                    continue
+                log.warning("%s: done earlier, but %s: redone", item.name, why)
+                item.redo = True
+                todo.append(item)
                 continue
             if rec and rec.get("status") == "failed" and not retry_failed:
                 report.failed[item.name] = rec.get("error", "failed")
@@ -252,7 +261,7 @@ def run_batch(in_dir: Path, out_dir: Path, job: Job, n_jobs: int = 1, retry_fail
         try:
             if n_jobs <= 1 or len(todo) <= 1:
                 for item in todo:
-                    record(item, run_item(str(item.path), str(out_dir), item.out_name, job_dict))
+                    record(item, run_item(str(item.path), str(out_dir), item.out_name, item.job_dict(job_dict)))
                     if bar is not None:
                         bar.update(1)
             else:
@@ -265,39 +274,96 @@ def run_batch(in_dir: Path, out_dir: Path, job: Job, n_jobs: int = 1, retry_fail
     return report
 
 
+MAX_ATTEMPTS = 2  # an item in flight when a worker dies is tried once more in a fresh pool
+
+
 def _run_pool(todo, out_dir, job_dict, n_jobs, record, bar) -> None:
+    """Items in worker processes. When a worker dies (killed, out of memory) the pool breaks and every
+    future in it fails: the items that were not finished go to a fresh pool; one that was in flight at
+    MAX_ATTEMPTS breaks fails alone ("worker process died")."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context("spawn")  # no forking of a process holding bpy/numba/torch threads
     level = logging.getLogger().level
     quiet = tuple(n for n in QUIET_IN_BATCH if logging.getLogger(n).level == logging.WARNING)
-    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=init_worker,
-                               initargs=(level, quiet, n_jobs))
-    try:
-        pending = {pool.submit(run_item, str(it.path), str(out_dir), it.out_name, job_dict): it for it in todo}
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                item = pending.pop(fut)
-                try:
-                    res = fut.result()
-                except KeyboardInterrupt:
-                    raise
-                except Exception as err:  # a worker died (out of memory, killed): the item failed
-                    res = {"status": "failed", "error": f"worker process failed: {type(err).__name__}: {err}"}
-                record(item, res)
+    attempts = {it.name: 0 for it in todo}
+    left = list(todo)
+    while left:
+        pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=init_worker,
+                                   initargs=(level, quiet, n_jobs))
+        broken: list = []
+        try:
+            pending = {pool.submit(run_item, str(it.path), str(out_dir), it.out_name, it.job_dict(job_dict)): it
+                       for it in left}
+            for it in left:
+                attempts[it.name] += 1
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    item = pending.pop(fut)
+                    try:
+                        res = fut.result()
+                    except KeyboardInterrupt:
+                        raise
+                    except BrokenProcessPool:
+                        broken.append(item)
+                        continue
+                    except Exception as err:
+                        res = {"status": "failed", "error": f"worker process failed: {type(err).__name__}: {err}"}
+                    record(item, res)
+                    if bar is not None:
+                        bar.update(1)
+        except BaseException:
+            # Interrupted: stop the workers now; each removes its staging folder on SIGTERM.
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            staging.clean_stale(out_dir, only_dead=False)
+            raise
+        pool.shutdown(wait=True)
+        if broken:
+            staging.clean_stale(out_dir, only_dead=True)  # the dead worker's stage
+            log.warning("a worker process died; %d unfinished item(s) go to a fresh pool", len(broken))
+        left = []
+        for item in broken:
+            if attempts[item.name] >= MAX_ATTEMPTS:
+                record(item, {"status": "failed", "error": "worker process died while animating it "
+                                                           f"({MAX_ATTEMPTS} times): out of memory?"})
                 if bar is not None:
                     bar.update(1)
-    except BaseException:
-        # Interrupted: stop the workers now; each removes its staging folder on SIGTERM.
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            with contextlib.suppress(Exception):
-                proc.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
-        staging.clean_stale(out_dir, only_dead=False)
-        raise
-    pool.shutdown(wait=True)
+            else:
+                left.append(item)
+
+
+def _changed(rec: dict, item: Item, key: dict, final: Path, job: Job) -> str | None:
+    """Why an item done earlier must be redone: other settings, a changed photo or hints file, a sidecar
+    hints file that was not there; else None."""
+    if rec.get("settings") != key:
+        return "the settings changed"
+    try:
+        data = json.loads((final / MANIFEST).read_text(encoding="utf-8"))
+        stat = item.path.stat()
+    except (OSError, json.JSONDecodeError):
+        return None  # no manifest to compare with: keep what is there
+    if data.get("input_size") != stat.st_size or data.get("input_mtime") != stat.st_mtime:
+        return "the photo changed"
+    from ...core.pipeline import sidecar_hints
+    from .worker import _sha1
+
+    used = data.get("hints_sha1") or {}
+    sidecar = sidecar_hints(item.path) if job.motion.source in ("auto", "hints") else None
+    if sidecar is not None and str(sidecar.resolve()) not in used:
+        return "a sidecar hints file appeared"
+    for path, digest in used.items():
+        try:
+            if _sha1(Path(path)) != digest:
+                return "its hints file changed"
+        except OSError:
+            return "its hints file is gone"
+    return None
 
 
 def _adoptable(final: Path, item: Item, key: dict) -> bool:

@@ -37,6 +37,12 @@ def init_worker(level: int, quiet_loggers: tuple[str, ...] = (), n_jobs: int = 1
     sigterm_as_interrupt().__enter__()  # SIGTERM -> KeyboardInterrupt -> staging folder removed
 
 
+def _sha1(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
 def run_item(image: str, out_dir: str, out_name: str, job_dict: dict) -> dict:
     """Animate one photo into OUT_DIR/<out_name>/; returns the journal fields. Runs in a worker process
     (the job travels as its plain dict)."""
@@ -54,6 +60,9 @@ def run_item(image: str, out_dir: str, out_name: str, job_dict: dict) -> dict:
         sidecar = sidecar_hints(image_p) if job.motion.source in ("auto", "hints") else None
         if sidecar is not None:  # in a batch a photo's own hints take precedence over --hints
             job.motion.hints_path = str(sidecar)
+        if job.motion.hints_path is not None and os.path.isfile(job.motion.hints_path):
+            hints = Path(job.motion.hints_path).resolve()
+            manifest["hints_sha1"] = {str(hints): _sha1(hints)}  # resume redoes the item when it is edited
         result = animate_file(image_p, out_p, job, progress=False, folder=out_name, manifest=manifest)
         return {"status": "done", "outputs": [str(p.relative_to(out_p)) for p in result.outputs],
                 "notes": result.notes, "motion_used": result.source_used,
