@@ -95,7 +95,27 @@ def blend_reference(acc_f: np.ndarray, acc_b: np.ndarray, alpha: float):
     return rgb.astype(np.float32), holes
 
 
-class NumpyEngine:
+class SharpReference:
+    """The sharp path's steps in plain numpy (functions below), for engines without kernels of their own:
+    NumpyEngine, and TorchEngine for now (its splats run on the GPU, this finishing on the CPU)."""
+
+    def sharp_source(self, img):
+        return sharp_source(img)
+
+    def stream_displacement(self, acc):
+        return stream_displacement(self.to_numpy(acc))
+
+    def stretch(self, disp):
+        return stretch(disp)
+
+    def sample(self, src, disp, keep):
+        return sample_sharp(src, disp, keep)
+
+    def blend_detail(self, a_img, b_img, wa, wb):
+        return blend_detail(a_img, b_img, wa, wb)
+
+
+class NumpyEngine(SharpReference):
     """The plain reference: slow (seconds per 1080p frame), no dependency beyond numpy."""
 
     name = "numpy"
@@ -118,21 +138,6 @@ class NumpyEngine:
 
     def blend(self, acc_f, acc_b, alpha):
         return blend_reference(acc_f, acc_b, alpha)
-
-    def sharp_source(self, img):
-        return sharp_source(img)
-
-    def stream_displacement(self, acc):
-        return stream_displacement(self.to_numpy(acc))
-
-    def stretch(self, disp):
-        return stretch(disp)
-
-    def sample(self, src, disp, keep):
-        return sample_sharp(src, disp, keep)
-
-    def blend_detail(self, a_img, b_img, wa, wb):
-        return blend_detail(a_img, b_img, wa, wb)
 
     def normalise(self, acc):
         den = acc[..., -1]

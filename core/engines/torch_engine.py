@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from .base import DENSE, EPS
-from .reference import blend_detail, sample_sharp, sharp_source, stream_displacement, stretch
+from .reference import SharpReference
 
 
-class TorchEngine:
+class TorchEngine(SharpReference):
     """torch on CUDA (or CPU, for tests): Euler steps by gather, splats by ``index_add_`` (atomics)."""
 
     def __init__(self, device: str = "cuda"):
@@ -82,22 +82,6 @@ class TorchEngine:
                 inside = (xx >= 0) & (xx < w) & (yy >= 0) & (yy < h)
                 idx = (yy * w + xx)[inside]
                 flat.index_add_(0, idx, vals[inside] * (wy * wx)[inside].unsqueeze(-1))
-
-    # The sharp path's per-frame finishing runs on the CPU reference for now (the splats stay on the GPU).
-    def sharp_source(self, img):
-        return sharp_source(img)
-
-    def stream_displacement(self, acc):
-        return stream_displacement(self.to_numpy(acc))
-
-    def stretch(self, disp):
-        return stretch(disp)
-
-    def sample(self, src, disp, keep):
-        return sample_sharp(src, disp, keep)
-
-    def blend_detail(self, a_img, b_img, wa, wb):
-        return blend_detail(a_img, b_img, wa, wb)
 
     def normalise(self, acc):
         den = acc[..., -1]
