@@ -90,7 +90,7 @@ class Hints:
                 raise InputError(f"{what} has a non-finite coordinate ({x}, {y})")
             if not (-tol <= x <= width + tol and -tol <= y <= height + tol):
                 raise InputError(
-                    f"{what} at ({x:.0f}, {y:.0f}) is outside the {width}x{height} image: "
+                    f"{what} at ({x:.6g}, {y:.6g}) is outside the {width}x{height} image: "
                     "were the hints drawn on another image?"
                 )
 

@@ -300,3 +300,26 @@ def test_a_dead_worker_fails_at_most_its_own_item(tmp_path):
     assert p.returncode == 0, err
     assert "8 of 8 photo(s) done" in err and "a worker process died" in err
     assert not list(out_dir.glob(".stillflow-tmp-*"))
+
+
+def test_loop_settings_are_refused_before_any_work_with_one_line(tmp_path):
+    """Cases 14 and 16: fps 0.001 (GIF), 1e-300 (WebP) and 1e300 (MP4) were OverflowError/ValueError
+    tracebacks after the work; --frames 1 was refused only after the motion was predicted, and the parser
+    and the message disagreed on the minimum."""
+    hints = h.write_hints(tmp_path / "h.json", [((10, 20), (60, 40), 8)], (128, 72))
+    for fmt, fps in (("gif", "0.001"), ("webp", "1e-300"), ("mp4", "1e300"), ("png", "nan")):
+        r = h.run_cli("animate", PHOTO, "--hints", hints, "--motion", "hints", "--out", tmp_path / "o",
+                      "--format", fmt, "--fps", fps, "--frames", "4")
+        assert r.returncode == 2 and "--fps" in h.one_line_error(r.stderr) and "1 to 240" in r.stderr, fps
+    r = h.run_cli("animate", PHOTO, "--hints", hints, "--motion", "hints", "--out", tmp_path / "o", "--frames", "1")
+    line = h.one_line_error(r.stderr)
+    assert r.returncode == 2 and "from 2 to" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_absurd_coordinate_gets_a_short_line(tmp_path):
+    """Case 16: a 309-digit coordinate made an error line of 419 characters."""
+    hints = h.write_hints(tmp_path / "h.json", [((1e308, 20), (60, 40), 8)], (128, 72))
+    r = h.run_cli("animate", PHOTO, "--hints", hints, "--motion", "hints", "--out", tmp_path / "o", *h.FAST)
+    line = h.one_line_error(r.stderr)
+    assert r.returncode == 2 and "outside" in line and len(line) < 160, line
