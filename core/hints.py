@@ -31,6 +31,8 @@ from .field import box_blur, resize_bilinear, smoothstep
 
 Point = tuple[float, float]
 DEFAULT_ARROW_FRAMES = 50.0
+MAX_ARROWS = 5000  # more is a field, not hints: refused with a clear line (time grows with their number)
+ARROW_CHUNK = 64  # arrows spread at once: memory is this many grids, whatever the number of arrows
 
 
 @dataclass
@@ -259,18 +261,30 @@ def dense_from_arrows(arrows: list[Arrow], shape: tuple[int, int], sigma: float 
     h, w = shape
     if not arrows:
         return np.zeros((h, w, 2), np.float32)
+    if len(arrows) > MAX_ARROWS:
+        raise InputError(f"{len(arrows)} arrows: Stillflow takes at most {MAX_ARROWS} (a few per moving region "
+                         "are enough; for a dense field write it with `stillflow predict` and edit that)")
     if sigma is None:
         sigma = default_sigma(shape, len(arrows))
     step = max(1, int(sigma / 8))
     gh, gw = -(-h // step), -(-w // step)
     py = (np.arange(gh, dtype=np.float64) * step + (step - 1) / 2.0 + 0.5)[:, None] * np.ones((1, gw))
     px = (np.arange(gw, dtype=np.float64) * step + (step - 1) / 2.0 + 0.5)[None, :] * np.ones((gh, 1))
-    d2 = np.stack([_segment_distance_sq(px, py, a.start, a.end) for a in arrows])
-    logits = -(d2 - d2.min(axis=0, keepdims=True)) / (sigma * sigma)
-    g = np.exp(logits)
-    g /= g.sum(axis=0, keepdims=True)
+    # Arrows in chunks with a running log-sum-exp, so memory stays at CHUNK grids whatever their number.
     vel = np.asarray([a.velocity for a in arrows], np.float64)  # (K, 2)
-    coarse = np.einsum("kij,kc->ijc", g, vel).astype(np.float32)
+    best = np.full((gh, gw), -np.inf)
+    num = np.zeros((gh, gw, 2))
+    den = np.zeros((gh, gw))
+    for k0 in range(0, len(arrows), ARROW_CHUNK):
+        chunk = arrows[k0:k0 + ARROW_CHUNK]
+        logits = -np.stack([_segment_distance_sq(px, py, a.start, a.end) for a in chunk]) / (sigma * sigma)
+        new_best = np.maximum(best, logits.max(axis=0))
+        keep = np.exp(best - new_best)
+        g = np.exp(logits - new_best)
+        num = num * keep[..., None] + np.einsum("kij,kc->ijc", g, vel[k0:k0 + len(chunk)])
+        den = den * keep + g.sum(axis=0)
+        best = new_best
+    coarse = (num / den[..., None]).astype(np.float32)
     if step == 1:
         return coarse[:h, :w]
     return resize_bilinear(coarse, (gh * step, gw * step))[:h, :w].copy()

@@ -323,3 +323,24 @@ def test_an_absurd_coordinate_gets_a_short_line(tmp_path):
     r = h.run_cli("animate", PHOTO, "--hints", hints, "--motion", "hints", "--out", tmp_path / "o", *h.FAST)
     line = h.one_line_error(r.stderr)
     assert r.returncode == 2 and "outside" in line and len(line) < 160, line
+
+
+def test_many_arrows_use_bounded_memory_and_too_many_get_one_line(tmp_path):
+    """Case 10: memory grew with arrows x pixels (100,000 arrows: 15.9 GB and a traceback)."""
+    import tracemalloc
+
+    from stillflow.core.hints import Arrow, dense_from_arrows
+
+    rng = np.random.default_rng(0)
+    arrows = [Arrow((float(x), float(y)), (float(x) + 5, float(y) + 2), 20.0)
+              for x, y in zip(rng.uniform(0, 320, 1500), rng.uniform(0, 180, 1500), strict=True)]
+    tracemalloc.start()
+    field = dense_from_arrows(arrows, (180, 320))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert np.allclose(field[..., 0], 0.25) and peak < 200 * 2**20, peak  # was 1500 x 57600 x 8 B = 690 MB
+    too_many = tmp_path / "many.json"
+    too_many.write_text(json.dumps({"stillflow_hints": 1, "image_size": [128, 72], "arrows": [
+        {"start": [10, 10], "end": [20, 12], "frames": 20}] * 100_000}))
+    r = h.run_cli("animate", PHOTO, "--hints", too_many, "--motion", "hints", "--out", tmp_path / "o", *h.FAST)
+    assert r.returncode == 2 and "at most" in h.one_line_error(r.stderr)
