@@ -96,7 +96,7 @@ def write_mp4(frame_paths, out_path, fps: float, keyframe_interval: int | None =
     whole loop unless ``keyframe_interval`` says otherwise (Blender's own default is 18); ``lossless``:
     H.264 lossless instead of perceptually lossless (CRF 17). Returns out_path.
     """
-    import bpy
+    bpy = _bpy()
 
     paths = _check_one_folder(frame_paths)
     out_path = Path(out_path).absolute()
@@ -251,8 +251,17 @@ def check_blend(path: Path, name: str) -> None:
 
 
 def _bpy():
-    import bpy
+    """bpy, imported with Ctrl-C and SIGTERM held: an interrupt that lands inside the module's start-up
+    (its C code registering add-ons) crashed the process (SIGSEGV) and left the staging folder behind;
+    held, it arrives just after, as a KeyboardInterrupt, and the cleanup runs."""
+    import sys
 
+    if "bpy" in sys.modules:
+        return sys.modules["bpy"]
+    from .cli.signals import signals_deferred
+
+    with signals_deferred():
+        import bpy
     return bpy
 
 
@@ -268,8 +277,9 @@ def write_blend(path, image_path, field, frame_paths, fps: float) -> Path:
     when the file is opened. Replaces the open file with an empty factory startup file first (command-line use;
     preferences and add-ons stay).
     """
-    import bpy
     import numpy as np
+
+    bpy = _bpy()
 
     from ..core.field import to_blender_rgba
 

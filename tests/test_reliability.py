@@ -344,3 +344,34 @@ def test_many_arrows_use_bounded_memory_and_too_many_get_one_line(tmp_path):
         {"start": [10, 10], "end": [20, 12], "frames": 20}] * 100_000}))
     r = h.run_cli("animate", PHOTO, "--hints", too_many, "--motion", "hints", "--out", tmp_path / "o", *h.FAST)
     assert r.returncode == 2 and "at most" in h.one_line_error(r.stderr)
+
+
+def test_ctrl_c_while_bpy_starts_for_the_mp4_exits_130_and_leaves_nothing(tmp_path):
+    """Case 4: Ctrl-C in the first 0.4 s of MP4 encoding (inside `import bpy` and its add-on registration)
+    crashed the process (exit -11) and left the staging folder with every PNG."""
+    import signal
+    import subprocess
+    import time
+
+    import pytest
+
+    pytest.importorskip("bpy")
+    hints = h.write_hints(tmp_path / "h.json", [((10, 20), (60, 40), 8)], (128, 72))
+    for delay in (0.05, 0.15, 0.3):
+        out = tmp_path / f"out{delay}"
+        cmd = h.cli_cmd("animate", PHOTO, "--hints", hints, "--motion", "hints", "--frames", "8", "--format",
+                        "mp4", "--out", out, "-q")
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True, preexec_fn=h.sigint_default)
+        deadline = time.monotonic() + 120
+        while p.poll() is None and time.monotonic() < deadline:
+            if len(list(out.glob(".stillflow-tmp-*/.frames-png/*.png"))) >= 8:  # every frame: encoding starts
+                break
+            time.sleep(0.005)
+        time.sleep(delay)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+        if p.returncode == 0:
+            continue  # it finished first: nothing to check this time
+        assert p.returncode == 130 and "Traceback" not in err, (delay, p.returncode, err[-500:])
+        assert not out.exists() or list(out.iterdir()) == []

@@ -1,5 +1,6 @@
 """Ctrl-C and SIGTERM on the command line: both become KeyboardInterrupt (so cleanup runs), and a few
-renames run with them held, so an interrupt lands before or after, never between."""
+steps (the renames into place, importing bpy) run with them held, so an interrupt lands before or after,
+never inside."""
 
 from __future__ import annotations
 
@@ -27,20 +28,37 @@ def sigterm_as_interrupt():
 
 @contextlib.contextmanager
 def signals_deferred():
-    """Hold SIGINT/SIGTERM for the duration of the block (POSIX); they are delivered when it ends."""
-    if not hasattr(signal, "pthread_sigmask"):
+    """Hold SIGINT/SIGTERM for the duration of the block; one that arrives is handled when it ends.
+
+    Python-level handlers that only take note (the main thread; elsewhere the block runs as it is): a
+    process mask would not do, since the kernel hands a signal to any thread that has it unblocked (numba's,
+    tqdm's) and Python then raises KeyboardInterrupt in the main thread wherever it is, an import of bpy
+    included (where it crashed the process)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    sigs = {signal.SIGINT, signal.SIGTERM}
+    caught: list[int] = []
+
+    def hold(signum, frame):
+        caught.append(signum)
+
+    sigs = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
+    old = {}
     try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    except (ValueError, OSError):
-        yield
-        return
-    try:
+        for sig in sigs:
+            old[sig] = signal.signal(sig, hold)
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        if caught:
+            handler = old.get(caught[0])
+            if callable(handler):
+                handler(caught[0], None)  # default_int_handler / sigterm_as_interrupt's: KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                raise KeyboardInterrupt(f"signal {caught[0]}")
 
 
 def deferred(fn):
