@@ -19,7 +19,10 @@ def validate_field(field: np.ndarray, shape: tuple[int, int] | None = None, what
     arr = np.asarray(field)
     if arr.ndim != 3 or arr.shape[2] < 2:
         raise InputError(f"{what} must have shape (height, width, 2), got {arr.shape}")
-    arr = np.ascontiguousarray(arr[..., :2], dtype=np.float32)
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise InputError(f"{what} holds {arr.dtype} values: it must hold real numbers (float32)")
+    with np.errstate(over="ignore", invalid="ignore"):  # too large for float32: inf, refused just below
+        arr = np.ascontiguousarray(arr[..., :2], dtype=np.float32)
     if shape is not None and arr.shape[:2] != tuple(shape):
         raise InputError(
             f"{what} is {arr.shape[1]}x{arr.shape[0]} but the image is {shape[1]}x{shape[0]}: "

@@ -375,3 +375,25 @@ def test_ctrl_c_while_bpy_starts_for_the_mp4_exits_130_and_leaves_nothing(tmp_pa
             continue  # it finished first: nothing to check this time
         assert p.returncode == 130 and "Traceback" not in err, (delay, p.returncode, err[-500:])
         assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_odd_numbers_give_one_line_and_no_warning_lines(tmp_path):
+    """Case 16: RuntimeWarning and ComplexWarning lines broke the one-line promise."""
+    field = np.zeros((72, 128, 2), np.complex64)
+    np.save(tmp_path / "complex.npy", field)
+    huge = np.full((72, 128, 2), 1e300)
+    np.save(tmp_path / "huge.npy", huge)
+    hints = h.write_hints(tmp_path / "h.json", [((1e39, 20), (60, 40), 8)], (128, 72))  # beyond float32
+    runs = [("--motion", tmp_path / "complex.npy"), ("--motion", tmp_path / "huge.npy"),
+            ("--hints", hints, "--motion", "hints")]
+    for extra in runs:
+        r = h.run_cli("animate", PHOTO, *extra, "--out", tmp_path / "o", *h.FAST)
+        assert r.returncode == 2, (extra, r.stderr)
+        h.one_line_error(r.stderr)
+        assert "Warning" not in r.stderr, r.stderr
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "report.partial-p999999.docx").write_text("mine")  # case 2, for animate too
+    r = h.run_cli("animate", PHOTO, "--hints", h.write_hints(tmp_path / "ok.json", [((10, 20), (60, 40), 8)],
+                                                              (128, 72)), "--motion", "hints", "--out",
+                  tmp_path / "o", *h.FAST)
+    assert r.returncode == 0 and (tmp_path / "o" / "report.partial-p999999.docx").read_text() == "mine"

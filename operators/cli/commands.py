@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None, prog: str = "stillflow") -> int:
         print(err, file=sys.stderr)
         return EXIT_USAGE
     _setup_logging(args.verbose, args.quiet)
+    if args.verbose == 0:  # numpy's RuntimeWarning lines would break the one-line promise; -v shows them
+        import warnings
+
+        warnings.simplefilter("ignore")
     try:
         with sigterm_as_interrupt():
             if args.command == "inspect":
