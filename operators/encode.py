@@ -117,6 +117,7 @@ def write_mp4(frame_paths, out_path, fps: float, keyframe_interval: int | None =
                 bpy.ops.render.render(animation=True, scene=scene.name)
             if not produced.is_file() or produced.stat().st_size == 0:
                 raise OutputError(f"Blender's FFmpeg wrote no movie for {out_path.name}: is the disk full?")
+            check_mp4(produced, out_path.name)
             os.replace(produced, tmp)
     finally:
         bpy.data.scenes.remove(scene)
@@ -214,6 +215,33 @@ def _relative(path: Path, start: Path) -> str:
         return "//" + os.path.relpath(path, start).replace(os.sep, "/")
     except ValueError:  # another drive on Windows
         return str(path)
+
+
+def check_mp4(path: Path, name: str) -> None:
+    """An MP4 that FFmpeg really finished: its top-level boxes chain to the end of the file, and it has
+    its 'ftyp' and its 'moov' (the index, written last: a full disk cuts it off)."""
+    import struct
+
+    kinds = set()
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            pos = 0
+            while pos + 8 <= size:
+                f.seek(pos)
+                box, kind = struct.unpack(">I4s", f.read(8))
+                if box == 1:
+                    box = struct.unpack(">Q", f.read(8))[0]
+                elif box == 0:
+                    box = size - pos
+                if box < 8:
+                    break
+                kinds.add(kind)
+                pos += box
+    except OSError as err:
+        raise OutputError(f"{name} could not be written ({err.strerror or err})") from None
+    if pos != size or not {b"ftyp", b"moov"} <= kinds:
+        raise OutputError(f"{name} was cut short while it was written ({size} bytes): is the disk full?")
 
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

@@ -397,3 +397,23 @@ def test_odd_numbers_give_one_line_and_no_warning_lines(tmp_path):
                                                               (128, 72)), "--motion", "hints", "--out",
                   tmp_path / "o", *h.FAST)
     assert r.returncode == 0 and (tmp_path / "o" / "report.partial-p999999.docx").read_text() == "mine"
+
+
+def test_an_mp4_cut_short_is_never_called_done(tmp_path):
+    """Case 1, the MP4 likewise: a movie is checked (its boxes and its index) before it is renamed."""
+    import pytest
+
+    pytest.importorskip("bpy")
+    from stillflow.core.errors import OutputError
+    from stillflow.operators import encode
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(6):
+        Image.open(PHOTO).rotate(i * 3).save(folder / f"frame_{i:04d}.png")
+    movie = encode.write_mp4(sorted(folder.glob("*.png")), tmp_path / "loop.mp4", 30)
+    encode.check_mp4(movie, "loop.mp4")  # a finished movie passes
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(movie.read_bytes()[: movie.stat().st_size * 2 // 3])
+    with pytest.raises(OutputError, match="cut short"):
+        encode.check_mp4(cut, "cut.mp4")
