@@ -87,8 +87,8 @@ class LoopSpec:
     # "single": the paper's one joint normalisation.
     blend: str = "coverage"
     max_travel: float = 0.04  # warn when a pixel travels more than this fraction of the diagonal per loop
-    # "sharp": streams splat source coordinates and the photo is resampled once (cubic B-spline), blended
-    # with its detail kept; "splat": the photo's colours splatted bilinearly (faster, softer mid-loop)
+    # "sharp": streams splat source coordinates and the photo is resampled once there (base bilinear, finest
+    # detail from whole pixels), blended with its detail kept; "splat": colours splatted (faster, softer)
     renderer: str = "sharp"
     crossfade: float = 0.3  # sharp: each pixel crosses from one stream to the other over this part of the loop
     phase_spread: float = 0.7  # sharp: how far apart in the loop different regions cross over

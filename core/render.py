@@ -206,8 +206,9 @@ def crossfade(t: int, n: int, centre: np.ndarray | float, width: float) -> np.nd
 
 def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpec) -> Iterator[Frame]:
     """Frames 1 .. N-1 of the detail-keeping renderer (see core/engines/reference.py, "sharp" path): each
-    stream splats its source coordinates, the photo is resampled once at them (cubic B-spline), and the
-    two streams are blended with their detail kept, each region crossing over at its own moment."""
+    stream splats its source coordinates, the photo is resampled once at them (its smooth base bilinearly,
+    its finest detail from whole pixels), and the two streams are blended with their detail kept, each
+    region crossing over at its own moment."""
     n = settings.frames
     h, w = img.shape[:2]
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
