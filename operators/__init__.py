@@ -37,6 +37,7 @@ def register():
     from . import deps
 
     deps.add_user_site_packages()
+    _numba_cache_in_user_folder()
     for module in _modules():
         module.register()
     _register_cli()
@@ -46,6 +47,28 @@ def unregister():
     _unregister_cli()
     for module in reversed(_modules()):
         module.unregister()
+
+
+def _numba_cache_in_user_folder() -> None:
+    """numba caches compiled kernels beside their source by default: inside the installed extension, which
+    may be read-only and is replaced by an update. Keep them in the extension's user folder instead (unless
+    NUMBA_CACHE_DIR is set already)."""
+    import os
+    import sys
+
+    import bpy
+
+    try:
+        path = bpy.utils.extension_path_user(ADDON_PACKAGE, path="numba-cache", create=True)
+    except (ValueError, RuntimeError, TypeError, AttributeError) as err:  # not enabled as an extension
+        log.debug("numba cache stays beside the kernels: %s", err)
+        return
+    os.environ.setdefault("NUMBA_CACHE_DIR", path)
+    if "numba" in sys.modules:  # imported already: its config was read; set it where the cache looks
+        from numba.core import config
+
+        if not config.CACHE_DIR:
+            config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
 
 
 def _register_cli():

@@ -134,3 +134,14 @@ def test_cli_command_registered(blender, stillflow_ext):
     module, _ = stillflow_ext
     ops_pkg = sys.modules[f"{module}.operators"]
     assert ops_pkg._cli_handle is not None  # `blender --command stillflow`
+
+
+def test_numba_caches_into_the_users_extension_folder_not_the_install(blender, stillflow_ext):
+    """Issue 13, case 12: numba wrote its cache into the install folder (read-only, replaced on update)."""
+    import os
+    from pathlib import Path
+
+    cache = Path(os.environ["NUMBA_CACHE_DIR"]).resolve()
+    user = Path(blender.utils.extension_path_user(stillflow_ext[0], path="numba-cache", create=False))
+    assert cache == user.resolve() and cache.is_dir()
+    assert Path(__file__).resolve().parents[1] not in cache.parents  # not inside the installed extension

@@ -27,8 +27,21 @@ def run(*cmd):
     return done.stdout
 
 
-def test_manifest_validates():
-    out = run(blender_ext_tool(), "validate", REPO)
+def _blender_tags(tmp_path) -> Path:
+    """Blender's own tag list (what `blender --command extension build/validate` checks against), as the
+    JSON file the bpy wheel's tool takes with --valid-tags."""
+    import json
+
+    tags_py = blender_ext_tool().parents[3] / "modules" / "_bpy_internal" / "extensions" / "tags.py"
+    scope: dict = {}
+    exec(compile(tags_py.read_text(encoding="utf-8"), str(tags_py), "exec"), scope)
+    path = tmp_path / "valid_tags.json"
+    path.write_text(json.dumps({"add-on": sorted(scope["addons"]), "theme": sorted(scope["themes"])}))
+    return path
+
+
+def test_manifest_validates(tmp_path):
+    out = run(blender_ext_tool(), "validate", "--valid-tags", _blender_tags(tmp_path), REPO)
     assert "Success" in out
 
 
@@ -83,7 +96,9 @@ def test_build_install_enable(blender, stillflow_ext, tmp_path):
         f for f in files if f.startswith(("tests/", ".ci/", ".venv/", "wheels/")) or "__pycache__" in f
     ]
     assert not [f for f in files if f.startswith("models/") and f.endswith(".py")]
-    run(blender_ext_tool(), "validate", linux)
+    assert "LICENSE" in files and "benchmark.py" not in files
+    assert not [f for f in files if f.startswith(("models/training/", "models/realset/"))]
+    run(blender_ext_tool(), "validate", "--valid-tags", _blender_tags(tmp_path), linux)
     _install_and_enable(blender, stillflow_ext, linux, tmp_path / "repo")
 
 
