@@ -32,6 +32,7 @@ class Stage:
         self.parent = Path(parent)
         self.path = self.parent / f"{PREFIX}{_safe(stem)}-p{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
+            self.parent.mkdir(parents=True, exist_ok=True)
             self.path.mkdir()
             (self.path / MARKER).write_text(f"{os.getpid()}\n", encoding="utf-8")
         except OSError as err:
