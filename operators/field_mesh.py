@@ -54,8 +54,12 @@ def new_field_mesh(name: str, field: np.ndarray, step: int):
     return mesh, (gw, gh, step, w, h)
 
 
-def read_field_mesh(obj, depsgraph=None) -> tuple[np.ndarray, tuple[int, int]]:
-    """The field stored on a grid object (evaluated, so Geometry Nodes edits count) -> ((H, W, 2), (W, H))."""
+def read_field_mesh(obj, depsgraph=None, base: np.ndarray | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """The field stored on a grid object (evaluated, so Geometry Nodes edits count) -> ((H, W, 2), (W, H)).
+
+    With ``base`` (the field the image holds now, (H, W, 2)), only the grid's *edits* are applied to it:
+    base + upsampled(grid - block means of base), so where nothing was edited the field comes back
+    exactly, not smoothed by the grid's blocks."""
     info = obj.get(GRID_KEY)
     if info is None or obj.type != "MESH":
         raise InputError(f"Object '{obj.name}' is not a Stillflow field mesh: make one with Field to Mesh")
@@ -79,7 +83,14 @@ def read_field_mesh(obj, depsgraph=None) -> tuple[np.ndarray, tuple[int, int]]:
     rgba = np.zeros((gw * gh, 4), np.float32)
     rgba[:, :2] = vec.reshape(-1, 2)
     grid = cfield.from_blender_rgba(rgba.ravel(), gw, gh)
+    if base is not None and base.shape[:2] == (h, w):
+        grid = grid - block_mean(base, step)  # the edits alone
+    else:
+        base = None
     if step == 1:
-        return grid[:h, :w].copy(), (w, h)
-    up = cfield.resize_bilinear(grid, (gh * step, gw * step))[:h, :w]
+        up = grid[:h, :w]
+    else:
+        up = cfield.resize_bilinear(grid, (gh * step, gw * step))[:h, :w]
+    if base is not None:
+        up = base + up
     return np.ascontiguousarray(up, dtype=np.float32), (w, h)

@@ -133,10 +133,11 @@ class STILLFLOW_OT_field_from_mesh(bpy.types.Operator):
     @reports_errors
     def execute(self, context):
         obj = context.active_object
-        new_field, (w, h) = field_mesh.read_field_mesh(obj, context.evaluated_depsgraph_get())
         image = bpy.data.images.get(obj.get("stillflow_field_image", ""))
         if image is None:
             raise InputError(f"The field image of '{obj.name}' is gone: predict the motion again")
+        base = blender_io.read_field(image) if image.channels == 4 and image.has_data else None
+        new_field, (w, h) = field_mesh.read_field_mesh(obj, context.evaluated_depsgraph_get(), base=base)
         blender_io.write_field(image, new_field)
         self.report({"INFO"}, f"Wrote the mesh's motion into '{image.name}'")
         return {"FINISHED"}
