@@ -124,16 +124,25 @@ def moving_region(frames: Iterator[np.ndarray], threshold: float = 2.0 / 255.0) 
     return box_blur((peak > threshold).astype(np.float32), 2) > 0.5
 
 
+def sheet_picks(n: int, columns: int = 6) -> list[int]:
+    """The frames a contact sheet shows: evenly across the loop, the wrap's frame (N-1) last."""
+    return sorted({round(i * (n - 1) / (columns - 1)) for i in range(columns - 1)} | {n - 1})
+
+
 def inspect_loop(reader: Callable[[], Iterator[np.ndarray]], mask: np.ndarray | None = None,
-                 photo: np.ndarray | None = None) -> tuple[dict, np.ndarray, str]:
-    """The figures of the loop (core.quality), the mask they used and, in words, where it came from."""
+                 photo: np.ndarray | None = None, keep=()) -> tuple[dict, np.ndarray, str, dict]:
+    """The figures of the loop (core.quality), the mask they used, in words where it came from, and the
+    frames whose indices are in ``keep`` (for the contact sheet: the frames are read once)."""
     how = "the mask given"
     if mask is None:
         mask = moving_region(reader())
         how = "the pixels that change (> 2/255)"
     first = None
     meter = None
-    for f in reader():
+    kept: dict[int, np.ndarray] = {}
+    for i, f in enumerate(reader()):
+        if i in keep:
+            kept[i] = f
         if first is None:
             first = f
             if mask.shape != f.shape[:2]:
@@ -145,27 +154,23 @@ def inspect_loop(reader: Callable[[], Iterator[np.ndarray]], mask: np.ndarray | 
         meter.add(f)
     result = meter.result()
     result["moving_fraction"] = float(mask.mean())
-    return result, mask, how
+    return result, mask, how, kept
 
 
 # ---------------------------------------------------------------------------------------- contact sheet
 
 
-def contact_sheet(reader: Callable[[], Iterator[np.ndarray]], n: int, mask: np.ndarray, result: dict,
-                  columns: int = 6, thumb_w: int = 320, crop: int = 160) -> np.ndarray:
-    """An 8-bit RGB picture: frames across the loop (the wrap's two frames last), crops of the moving
-    region at full resolution under them, and plots of per-frame sharpness, step and double-image figure
-    with the wrap marked."""
+def contact_sheet(chosen: dict[int, np.ndarray], n: int, mask: np.ndarray, result: dict,
+                  thumb_w: int = 320, crop: int = 160) -> np.ndarray:
+    """An 8-bit RGB picture of the ``chosen`` frames (`sheet_picks`; the wrap's frame last), crops of the
+    moving region at full resolution under them, and plots of per-frame sharpness, step and double-image
+    figure with the wrap marked."""
     from .imageio import pil
 
     Image = pil()
     from PIL import ImageDraw
 
-    picks = sorted({round(i * (n - 1) / (columns - 1)) for i in range(columns - 1)} | {n - 1})
-    chosen: dict[int, np.ndarray] = {}
-    for i, f in enumerate(reader()):
-        if i in picks:
-            chosen[i] = f
+    picks = sorted(chosen)
     h, w = mask.shape
     cy, cx = _busiest(mask, result, chosen, crop)
     th = max(1, round(h * thumb_w / w))

@@ -208,10 +208,10 @@ class Pipeline:
             self.notes.append(warning)
         h, w = self.inputs.rgb.shape[:2]
         with Stage(self.out_dir, self.stem) as stage:
-            work = stage
+            work = stage.path
             if self.folder is not None:
-                (stage / "item").mkdir()
-                work = _Sub(stage / "item")
+                work = stage / "item"
+                work.mkdir()
             try:
                 for sink in self.sinks:
                     sink.open(work, w, h, loop)
@@ -255,12 +255,3 @@ class Pipeline:
             pass
         return self.outputs
 
-
-class _Sub:
-    """A stage's subfolder, addressed like the stage (``work / name``)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name

@@ -1,6 +1,7 @@
 """Where frames go: one small writer per output format, each with the same three calls.
 
-A sink is opened on a `core.staging.Stage` (`open(stage, width, height, loop)`), gets every frame in order
+A sink is opened on a folder inside a `core.staging.Stage` (`open(folder, width, height, loop)`, a Path),
+gets every frame in order
 (`write(index, rgb)`: float32 (H, W, 3) sRGB-encoded values in [0, 1]) and finishes inside the stage
 (`close()`); the pipeline then renames the stage's entries named in `names` onto their final names.
 `abort()` drops what a sink holds in memory. Sinks that need bpy (MP4 through Blender's FFmpeg, the .blend)
@@ -29,7 +30,7 @@ from .render import frame_to_uint8
 class Sink(Protocol):
     names: list[str]  # what it leaves in the stage, to be renamed onto the final names
 
-    def open(self, stage, width: int, height: int, loop: LoopSpec) -> None: ...
+    def open(self, folder: Path, width: int, height: int, loop: LoopSpec) -> None: ...
 
     def write(self, index: int, rgb: np.ndarray) -> None: ...
 
@@ -59,8 +60,8 @@ class FramesSink:
         self.folder: Path | None = None
         self.paths: list[Path] = []
 
-    def open(self, stage, width: int, height: int, loop: LoopSpec) -> None:
-        self.folder = stage / self.folder_name
+    def open(self, folder, width: int, height: int, loop: LoopSpec) -> None:
+        self.folder = folder / self.folder_name
         try:
             self.folder.mkdir()
         except OSError as err:
@@ -96,8 +97,8 @@ class AnimationSink:
         self.names = [output_names(stem)[fmt]]
         self.frames: list[np.ndarray] = []
 
-    def open(self, stage, width: int, height: int, loop: LoopSpec) -> None:
-        self.path = stage / self.names[0]
+    def open(self, folder, width: int, height: int, loop: LoopSpec) -> None:
+        self.path = folder / self.names[0]
         self.fps = loop.fps
 
     def write(self, index: int, rgb: np.ndarray) -> None:

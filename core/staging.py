@@ -10,7 +10,6 @@ ever removed, never anything a user made (`clean_stale`).
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shutil
 import uuid
@@ -18,8 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import InputError, OutputError
-
-log = logging.getLogger(__name__)
 
 PREFIX = ".stillflow-tmp-"
 MARKER = ".stillflow-stage"

@@ -26,11 +26,11 @@ class Mp4Sink:
         self.frames_from = frames_from
         self._own = None if frames_from is not None else FramesSink(stem, "png", even=True, hidden=True)
 
-    def open(self, stage, width: int, height: int, loop) -> None:
-        self.path = stage / self.names[0]
+    def open(self, folder, width: int, height: int, loop) -> None:
+        self.path = folder / self.names[0]
         self.fps = loop.fps
         if self._own is not None:
-            self._own.open(stage, width, height, loop)
+            self._own.open(folder, width, height, loop)
 
     def write(self, index: int, rgb: np.ndarray) -> None:
         if self._own is not None:
@@ -58,8 +58,8 @@ class BlendSink:
         self.photo_path = Path(photo_path)
         self.field = field  # called at close: the pipeline knows the field only after its motion step
 
-    def open(self, stage, width: int, height: int, loop) -> None:
-        self.stage = stage
+    def open(self, folder, width: int, height: int, loop) -> None:
+        self.folder = folder
         self.fps = loop.fps
 
     def write(self, index: int, rgb: np.ndarray) -> None:
@@ -68,7 +68,7 @@ class BlendSink:
     def close(self) -> None:
         from .encode import write_blend
 
-        write_blend(self.stage / self.names[0], self.photo_path, self.field(), self.stage / self.movie_name,
+        write_blend(self.folder / self.names[0], self.photo_path, self.field(), self.folder / self.movie_name,
                     self.fps)
 
     def abort(self) -> None:

@@ -31,10 +31,11 @@ def make_job(context) -> tuple[RenderJob, str]:
     settings = context.scene.stillflow
     photo = get_photo(context)
     rgb, alpha = blender_io.read_photo_alpha(photo)
-    motion = blender_io.read_field(get_field_image(context, photo), rgb.shape[:2])
+    field_image = get_field_image(context, photo)
+    motion = blender_io.read_field(field_image, rgb.shape[:2])
     job = job_from_scene(settings, get_preferences(context))
     job.motion.source = "field"
-    job.motion.field_path = get_field_image(context, photo).name
+    job.motion.field_path = field_image.name
     base, why = output_base(settings)
     check_writable_dir(base)
     stem = safe_stem(photo.name)

@@ -391,14 +391,20 @@ def box_blur(src, tmp, out, r):
     _box_cols(tmp, out, r)
 
 
+@njit(inline="always")
+def _first_share(wa, wb):  # pragma: no cover - compiled
+    """The first picture's share of the blend (even where neither has weight)."""
+    tot = wa + wb
+    return wa / tot if tot > 0.0 else 0.5
+
+
 @njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
 def detail_energies(a_img, b_img, la, lb, wa, wb, mix, energy):  # pragma: no cover - compiled
     """mix = a (A - lowA) + b (B - lowB); energy = [luma of a hA^2 + b hB^2, luma of mix^2]."""
     h, w, c = a_img.shape
     for y in prange(h):
         for x in range(w):
-            tot = wa[y, x] + wb[y, x]
-            a = wa[y, x] / tot if tot > 0.0 else 0.5
+            a = _first_share(wa[y, x], wb[y, x])
             b = 1.0 - a
             e_in = 0.0
             e_mix = 0.0
@@ -420,8 +426,7 @@ def blend_detail(la, lb, wa, wb, mix, energy, out):  # pragma: no cover - compil
     h, w, c = la.shape
     for y in prange(h):
         for x in range(w):
-            tot = wa[y, x] + wb[y, x]
-            a = wa[y, x] / tot if tot > 0.0 else 0.5
+            a = _first_share(wa[y, x], wb[y, x])
             b = 1.0 - a
             e_mix = energy[y, x, 1]
             gain = 1.0

@@ -130,8 +130,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     sheet_path = args.output or args.loop.with_name(args.loop.name.rstrip("/") + "_inspect.png")
     if not args.overwrite:
         staging.refuse_existing([sheet_path])
-    result, mask, how = inspect.inspect_loop(reader, mask, photo)
-    sheet = inspect.contact_sheet(reader, n, mask, result)
+    result, mask, how, chosen = inspect.inspect_loop(reader, mask, photo, keep=inspect.sheet_picks(n))
+    sheet = inspect.contact_sheet(chosen, n, mask, result)
     with staging.atomic_file(sheet_path) as tmp:
         imageio.save_png(tmp, sheet)
     summary = {k: v for k, v in result.items() if not isinstance(v, list)}
