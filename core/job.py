@@ -177,6 +177,9 @@ class Job:
         return d
 
 
+MANIFEST = "stillflow.json"  # a batch item's record of what made its folder, beside its outputs
+
+
 def output_names(stem: str) -> dict[str, str]:
     """The one naming of a photo's outputs, for both faces: kind -> file or folder name."""
     return {

@@ -26,13 +26,12 @@ import numpy as np
 from .errors import InputError
 from .field import resize_field, shape_motion, validate_field
 from .hints import Hints, load_hints
-from .job import Job
+from .job import MANIFEST, Job
 from .render import loop_warnings, render_loop
 from .staging import Stage, refuse_existing
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "stillflow.json"
 
 
 @dataclass
@@ -182,6 +181,7 @@ class Pipeline:
         self.seconds = 0.0
         self.notes: list[str] = list(inputs.notes)
         self.commit_hook = None  # callable(commit) -> the renames run through it (the CLI defers signals)
+        self.stage_owner = ""  # the tag on its staging folder (a batch shard's, a Ray run's)
 
     @property
     def names(self) -> list[str]:
@@ -207,7 +207,7 @@ class Pipeline:
             log.warning("%s: %s", self.inputs.name, warning)
             self.notes.append(warning)
         h, w = self.inputs.rgb.shape[:2]
-        with Stage(self.out_dir, self.stem) as stage:
+        with Stage(self.out_dir, self.stem, self.stage_owner) as stage:
             work = stage.path
             if self.folder is not None:
                 work = stage / "item"

@@ -1,7 +1,8 @@
 """The one staging mechanism every writer uses: build outputs in a hidden folder, rename them into place.
 
 A `Stage` is a folder `.stillflow-tmp-<stem>-p<pid>-<random>` made beside the final outputs (the same file
-system, so the renames are atomic) holding a marker file that says Stillflow made it. Writers put their
+system, so the renames are atomic) holding a marker file that says Stillflow made it (and which process, on which host, for which owner: a batch
+shard or a Ray run tags its stages so that it can clear its own leftovers on shared storage). Writers put their
 files inside it; `commit()` renames each onto its final name (an existing folder there is moved into the
 stage first and removed with it), `abort()` removes the stage. Only stage folders that carry the marker are
 ever removed, never anything a user made (`clean_stale`).
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,18 +22,19 @@ from .errors import InputError, OutputError
 
 PREFIX = ".stillflow-tmp-"
 MARKER = ".stillflow-stage"
+_HOST = socket.gethostname()
 
 
 class Stage:
     """A staging folder inside ``parent``; use as a context manager (an exception aborts it)."""
 
-    def __init__(self, parent: str | os.PathLike, stem: str):
+    def __init__(self, parent: str | os.PathLike, stem: str, owner: str = ""):
         self.parent = Path(parent)
         self.path = self.parent / f"{PREFIX}{_safe(stem)}-p{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             self.parent.mkdir(parents=True, exist_ok=True)
             self.path.mkdir()
-            (self.path / MARKER).write_text(f"{os.getpid()}\n", encoding="utf-8")
+            (self.path / MARKER).write_text(f"{os.getpid()}\n{_HOST}\n{owner}\n", encoding="utf-8")
         except OSError as err:
             shutil.rmtree(self.path, ignore_errors=True)
             raise OutputError(f"cannot write to {self.parent} ({err.strerror or err}): choose another folder") from None
@@ -103,9 +106,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def clean_stale(folder: str | os.PathLike, only_dead: bool = True) -> int:
-    """Remove stage folders directly inside ``folder`` left by runs that died (``only_dead``: their process
-    is gone; else every stage but this process's own). Returns how many were removed."""
+def _marker(path: Path) -> tuple[int, str, str]:
+    """(pid, host, owner) of a stage; a marker from before hosts and owners were written reads as this
+    host with no owner."""
+    try:
+        lines = (path / MARKER).read_text(encoding="utf-8").splitlines()
+        pid = int(lines[0].strip() or 0) if lines else 0
+    except (OSError, ValueError):
+        return 0, _HOST, ""
+    host = lines[1].strip() if len(lines) > 1 and lines[1].strip() else _HOST
+    owner = lines[2].strip() if len(lines) > 2 else ""
+    return pid, host, owner
+
+
+def clean_stale(folder: str | os.PathLike, only_dead: bool = True, owner: str | None = None) -> int:
+    """Remove stage folders directly inside ``folder`` left by runs that died. Returns how many.
+
+    - ``owner`` given: every stage tagged with that owner but this process's own (one process at a time
+      runs for an owner, a batch shard say, so the others are leftovers, from whichever host);
+    - else ``only_dead``: stages of this host whose process is gone (another host's are left alone: its
+      process cannot be asked);
+    - else every stage but this process's own (the caller holds the folder's lock)."""
     folder = Path(folder)
     removed = 0
     try:
@@ -115,11 +136,14 @@ def clean_stale(folder: str | os.PathLike, only_dead: bool = True) -> int:
     for p in entries:
         if not is_stage(p):
             continue
-        try:
-            pid = int((p / MARKER).read_text(encoding="utf-8").strip() or 0)
-        except (OSError, ValueError):
-            pid = 0
-        if pid == os.getpid() or (only_dead and pid and _alive(pid)):
+        pid, host, tag = _marker(p)
+        mine = pid == os.getpid() and host == _HOST
+        if mine:
+            continue
+        if owner is not None:
+            if tag != owner:
+                continue
+        elif only_dead and (host != _HOST or (pid and _alive(pid))):
             continue
         remove_stage(p)
         removed += 1

@@ -55,3 +55,47 @@ def one_line_error(stderr: str) -> str:
     lines = [ln for ln in stderr.splitlines() if "error:" in ln]
     assert len(lines) == 1, stderr
     return lines[0]
+
+
+BATCH_FRAMES = 4  # the batch tests' loop length
+
+
+def make_inputs(folder: Path, n: int, size=(64, 36), bad: tuple[str, ...] = ()) -> list[str]:
+    """n small real photos (crops of the CC0 fixtures) plus the named bad files; returns the stems."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = [Image.open(DATA / f).convert("RGB") for f in ("mcway_crop.jpg", "beach_crop.jpg")]
+    stems = []
+    for i in range(n):
+        src = sources[i % 2]
+        x = (i * 7) % (src.width - 32)
+        crop = src.crop((x, 0, x + 32 + (src.width - 32 - x) // 2, src.height)).resize(size)
+        stem = f"photo{i:02d}"
+        crop.save(folder / f"{stem}.jpg", quality=90)
+        stems.append(stem)
+    for name in bad:
+        (folder / name).write_bytes(b"\xff\xd8\xff\xe0 broken")
+    return stems
+
+
+def check_good_outputs(out_dir: Path, stems: list[str], n_frames: int = BATCH_FRAMES) -> None:
+    """Exactly these items (and a logs/ folder where there is one), each with all its frames decodable, and
+    nothing half-written anywhere (the batch's lock files aside)."""
+    from PIL import Image
+
+    dirs = sorted(p.name for p in out_dir.iterdir() if p.is_dir() and p.name != "logs")
+    assert dirs == sorted(stems)
+    hidden = [p.name for p in out_dir.iterdir()
+              if p.name.startswith(".") and not (p.name.startswith(".stillflow-batch") and p.name.endswith(".lock"))]
+    assert hidden == []
+    for stem in stems:
+        frames = sorted((out_dir / stem / f"{stem}_frames").iterdir())
+        assert [f.name for f in frames] == [f"frame_{i:04d}.png" for i in range(n_frames)]
+        for f in frames:
+            with Image.open(f) as im:
+                im.load()
+                assert im.size == (64, 36)
+        manifest = json.loads((out_dir / stem / "stillflow.json").read_text())
+        assert manifest["outputs"] == [f"{stem}_frames"]
+    assert not list(out_dir.rglob("*.partial*"))

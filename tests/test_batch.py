@@ -14,24 +14,8 @@ import stillflow_cli_test_helpers as h  # registered by conftest.py
 from PIL import Image
 
 DATA = h.DATA
-FRAMES = 4
-
-
-def make_inputs(folder: Path, n: int, size=(64, 36), bad: tuple[str, ...] = ()) -> list[str]:
-    """n small real photos (crops of the CC0 fixtures) plus the named bad files; returns the stems."""
-    folder.mkdir(parents=True, exist_ok=True)
-    sources = [Image.open(DATA / f).convert("RGB") for f in ("mcway_crop.jpg", "beach_crop.jpg")]
-    stems = []
-    for i in range(n):
-        src = sources[i % 2]
-        x = (i * 7) % (src.width - 32)
-        crop = src.crop((x, 0, x + 32 + (src.width - 32 - x) // 2, src.height)).resize(size)
-        stem = f"photo{i:02d}"
-        crop.save(folder / f"{stem}.jpg", quality=90)
-        stems.append(stem)
-    for name in bad:
-        (folder / name).write_bytes(b"\xff\xd8\xff\xe0 broken")
-    return stems
+FRAMES = h.BATCH_FRAMES
+make_inputs, check_good_outputs = h.make_inputs, h.check_good_outputs
 
 
 def batch_args(in_dir, out_dir, *extra):
@@ -53,24 +37,6 @@ def journal(out_dir: Path) -> list[dict]:
         except json.JSONDecodeError:
             pass
     return recs
-
-
-def check_good_outputs(out_dir: Path, stems: list[str]) -> None:
-    """Exactly these items, each with all its frames decodable, and nothing half-written anywhere."""
-    dirs = sorted(p.name for p in out_dir.iterdir() if p.is_dir())
-    assert dirs == sorted(stems)
-    hidden = [p.name for p in out_dir.iterdir() if p.name.startswith(".") and p.name != ".stillflow-batch.lock"]
-    assert hidden == []
-    for stem in stems:
-        frames = sorted((out_dir / stem / f"{stem}_frames").iterdir())
-        assert [f.name for f in frames] == [f"frame_{i:04d}.png" for i in range(FRAMES)]
-        for f in frames:
-            with Image.open(f) as im:
-                im.load()
-                assert im.size == (64, 36)
-        manifest = json.loads((out_dir / stem / "stillflow.json").read_text())
-        assert manifest["outputs"] == [f"{stem}_frames"]
-    assert not list(out_dir.rglob("*.partial*"))
 
 
 def wait_for(cond, proc, timeout=180.0):
@@ -298,7 +264,8 @@ def test_ctrl_c_with_jobs_leaves_no_partial_files(tmp_path):
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
-    assert [x.name for x in out_dir.iterdir() if x.name != ".stillflow-batch.lock"] in ([], ["stillflow_journal.jsonl"])
+    left = sorted(x.name for x in out_dir.iterdir() if x.name != ".stillflow-batch.lock")
+    assert left in (["stillflow_plan.json"], ["stillflow_journal.jsonl", "stillflow_plan.json"])  # no item, no stage
     assert not [d for d in out_dir.iterdir() if d.is_dir()]
     deadline = time.monotonic() + 20
     while any(_alive(c) for c in children) and time.monotonic() < deadline:

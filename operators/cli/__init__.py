@@ -3,7 +3,9 @@
 It sits in `operators/` because the product's layout puts both faces there; it is a package of its own
 because it runs without Blender (`stillflow ...` from a plain Python, and `blender --command stillflow`):
 `commands` (the commands; `codes` the exit codes), `parser` (options made from `core.job.PARAMS`), `item` (one photo),
-`batch` (a folder, resumable), `signals` (Ctrl-C and SIGTERM), `progress` (the progress bar).
+`batch` (many photos, resumable: `items` what a batch works on and its shards, `journal` its record in OUT_DIR,
+`worker` one item in a worker process, `ray_runner` the items as Ray tasks), `signals` (Ctrl-C and SIGTERM),
+`progress` (the progress bar).
 """
 
 from .codes import EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_USAGE

@@ -1,19 +1,23 @@
-"""`stillflow batch IN_DIR OUT_DIR`: animate every photo of a folder, resumably.
+"""`stillflow batch IN OUT_DIR`: animate every photo of a folder or a job list, resumably, on one machine,
+as one shard of many, or on a Ray cluster.
 
-- Each photo `IN_DIR/<name>` goes to `OUT_DIR/<stem>/` (the same files `stillflow animate` writes, plus
-  `stillflow.json`, a small manifest). The item is built in a staging folder `OUT_DIR/.stillflow-tmp-...`
-  and renamed to `OUT_DIR/<stem>` only when complete, then recorded in the journal.
-- The journal `OUT_DIR/stillflow_journal.jsonl` holds one JSON object per line and per finished item:
-  `{"item": name, "status": "done" | "failed", "out": folder, "outputs": [...], "error": message,
-  "seconds": s, "time": ISO 8601, "settings": {...}}`. The last line for an item wins.
+- IN is a folder of photos or a job list (.csv / .jsonl with per-item settings: see `items`). Each item goes
+  to `OUT_DIR/<name>/` (the files `stillflow animate` writes, plus `stillflow.json`, a small manifest), built
+  in a staging folder `OUT_DIR/.stillflow-tmp-...` and renamed into place only when complete, then recorded
+  in the journal (see `journal`).
 - Started again after a crash, a kill (even SIGKILL) or Ctrl-C, the same command skips the items recorded as
-  done (with the same settings), removes stale staging folders, and redoes the rest. Items recorded as
-  failed are skipped too unless `--retry-failed` (a bad photo stays bad); an output folder that is complete
-  (its manifest matches) but missing from the journal (killed between rename and journal line) is adopted.
+  done (with the same settings), removes its own stale staging folders, and redoes the rest. Items recorded
+  as failed are skipped too unless `--retry-failed` (a bad photo stays bad); an output folder that is
+  complete (its manifest matches) but missing from the journal (killed between rename and journal line) is
+  adopted.
 - A bad photo fails its item, is recorded and reported at the end; the batch goes on. The exit code is 0
   when every item is done, 1 otherwise.
-- `--jobs K` runs K photos at once in worker processes (spawned; on Linux they die with the batch).
-One batch per OUT_DIR at a time (a lock file); a second one is refused.
+- Where the items run: `--jobs K` worker processes (spawned; on Linux they die with the batch); `--ray
+  [ADDRESS]` Ray tasks on a cluster (`ray_runner`); `--shard K/N` runs only shard K's items, with its own
+  journal, plan and lock, so N machines share one OUT_DIR with no shared-file writes.
+- `--json` prints one result object per item on stdout; `--log-dir DIR` writes each item's log to
+  `DIR/<name>.log`; `--dry-run` lists what would be done and writes nothing; `--status` reports the journals.
+One run per OUT_DIR (or per shard) at a time: a lock file; a second one is refused.
 """
 
 from __future__ import annotations
@@ -23,98 +27,22 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ...core import staging
-from ...core.job import Job
-from ...core.pipeline import MANIFEST
+from ...core.job import MANIFEST, Job
 from . import item as cli_item
-from .worker import init_worker, run_item
+from .items import Item, Shard, load_items
+from .journal import Journal, journal_name, now, open_no_link, read_all, write_plan
+from .worker import adoptable, init_worker, run_item
 
 log = logging.getLogger("stillflow")
 
-JOURNAL = "stillflow_journal.jsonl"
 LOCK = ".stillflow-batch.lock"
 # Per-photo chatter hidden in a batch unless -v (warnings and errors still show, prefixed with the photo).
 QUIET_IN_BATCH = ("stillflow.item", "stillflow.core")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".tga", ".exr"}
-
-
-# ---------------------------------------------------------------------------------------------- journal
-
-
-def _open_no_link(path: Path, flags: int):
-    """os.open that refuses a symbolic link at ``path`` (a planted link must not make a batch write
-    elsewhere): one line and exit 2."""
-    from ...core.errors import InputError
-
-    if path.is_symlink():
-        raise InputError(f"{path} is a symbolic link: Stillflow writes its batch files only inside OUT_DIR; "
-                         "remove the link")
-    try:
-        return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o666)
-    except OSError:
-        if path.is_symlink():
-            raise InputError(f"{path} is a symbolic link: remove it") from None
-        raise
-
-
-class Journal:
-    """Append-only JSON-lines record of finished items; tolerant of a last line cut by a kill."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    def read(self) -> dict[str, dict]:
-        """The last record of each item."""
-        last: dict[str, dict] = {}
-        if not self.path.exists() and not self.path.is_symlink():
-            return last
-        with os.fdopen(_open_no_link(self.path, os.O_RDONLY), encoding="utf-8", errors="replace") as f:
-            for n, line in enumerate(f, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    log.debug("journal line %d is incomplete (killed while writing?): ignored", n)
-                    continue
-                if isinstance(rec, dict) and isinstance(rec.get("item"), str):
-                    last[rec["item"]] = rec
-        return last
-
-    def append(self, record: dict) -> None:
-        line = json.dumps(record, sort_keys=True)
-        needs_newline = False
-        fd = _open_no_link(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
-        size = os.fstat(fd).st_size
-        if size > 0:
-            os.lseek(fd, size - 1, os.SEEK_SET)  # writes still go to the end (O_APPEND)
-            needs_newline = os.read(fd, 1) != b"\n"
-        with os.fdopen(fd, "a", encoding="utf-8") as f:
-            f.write(("\n" if needs_newline else "") + line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-
-# ------------------------------------------------------------------------------------------------- items
-
-
-@dataclass
-class Item:
-    name: str  # file name inside IN_DIR: the journal key
-    path: Path
-    out_name: str  # folder name inside OUT_DIR
-    redo: bool = False  # done earlier, but its inputs or settings changed: its own output is replaced
-
-    def job_dict(self, job_dict: dict) -> dict:
-        if not self.redo:
-            return job_dict
-        return {**job_dict, "output": {**job_dict["output"], "overwrite": True}}
 
 
 @dataclass
@@ -122,45 +50,43 @@ class BatchReport:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    total: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.failed
 
 
-def list_items(in_dir: Path) -> list[Item]:
-    """Photos directly inside `in_dir` (by suffix, sorted), each with a unique output folder name."""
-    files = sorted(
-        p for p in in_dir.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
-        and not p.name.lower().endswith((".mask.png", ".mask.jpg"))
-    )
-    stems: dict[str, int] = {}
-    for p in files:
-        stems[p.stem] = stems.get(p.stem, 0) + 1
-    items = []
-    reserved = {JOURNAL, LOCK}
-    for p in files:
-        out_name = p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}"
-        if out_name in reserved or out_name.startswith(".stillflow"):  # never the batch's own files' names
-            out_name = f"{out_name}_item"
-        items.append(Item(p.name, p, out_name))
-    return items
+@dataclass
+class Options:
+    """How a batch runs (what it makes is each item's Job)."""
 
+    n_jobs: int = 1
+    retry_failed: bool = False
+    progress: bool = True
+    shard: Shard | None = None
+    ray: str | None = None  # None: no Ray; "": a local Ray; else a cluster's address
+    dry_run: bool = False
+    json: bool = False  # one result object per item on stdout
+    log_dir: Path | None = None
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    @property
+    def tag(self) -> str:
+        """Names this run's journal, plan, lock and staging folders ("" for a whole batch)."""
+        return self.shard.tag if self.shard else ""
 
 
 # ------------------------------------------------------------------------------------------------ locking
 
 
 @contextlib.contextmanager
-def batch_lock(out_dir: Path) -> Iterator[None]:
+def batch_lock(out_dir: Path, tag: str = "", what: str = "") -> Iterator[None]:
+    """One run per OUT_DIR, or per shard: an advisory lock (best effort on network file systems, where one
+    process per shard is the rule to keep)."""
     from ...core.errors import StillflowError
 
-    path = out_dir / LOCK
-    f = os.fdopen(_open_no_link(path, os.O_RDWR | os.O_CREAT), "a+")  # held for the whole batch
+    path = out_dir / (f".stillflow-batch.{tag}.lock" if tag else LOCK)
+    f = os.fdopen(open_no_link(path, os.O_RDWR | os.O_CREAT), "a+")  # held for the whole batch
     try:
         try:
             import fcntl
@@ -170,13 +96,13 @@ def batch_lock(out_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise StillflowError(f"another `stillflow batch` is writing to {out_dir}: wait for it or stop it") from None
+            raise StillflowError(f"another `stillflow batch` is writing {what}{out_dir}: wait for it or stop it") from None
         yield
     finally:
         f.close()
 
 
-# ---------------------------------------------------------------------------------------------- workers
+# -------------------------------------------------------------------------------------------------- plan
 
 
 def _progress(total: int, enabled: bool):
@@ -189,95 +115,155 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, unit="photo", desc="batch", file=sys.stderr, dynamic_ncols=True)
 
 
-def run_batch(in_dir: Path, out_dir: Path, job: Job, n_jobs: int = 1, retry_failed: bool = False,
-              progress: bool = True) -> BatchReport:
+def _emit(obj: dict, stream=None) -> None:
+    print(json.dumps(obj, sort_keys=True), file=stream or sys.stdout, flush=True)
+
+
+def classify(items: list[Item], out_dir: Path, records: dict[str, dict], opts: Options, overwrite: bool):
+    """Each item's action: ("do" | "redo" | "skip" | "failed" | "adopt", why)."""
+    plan = []
+    for it in items:
+        rec = records.get(it.name)
+        final = out_dir / it.out_name
+        key = it.key
+        if rec and rec.get("status") == "done" and final.is_dir():
+            why = _changed(rec, it, key, final) or ("--overwrite" if overwrite else None)
+            plan.append((it, "skip", "done earlier") if why is None else (it, "redo", why))
+        elif rec and rec.get("status") == "failed" and not opts.retry_failed:
+            plan.append((it, "failed", rec.get("error", "failed")))
+        elif not overwrite and adoptable(final, it.path, key):
+            plan.append((it, "adopt", "complete output found without a journal line"))
+        else:
+            plan.append((it, "do", ""))
+    return plan
+
+
+def run_batch(source: Path, out_dir: Path, job: Job, opts: Options | None = None, **kw) -> BatchReport:
+    """Run the batch of `source` (a folder or a job list) into `out_dir`; see the module docstring."""
     from ...core import imageio
     from ...core.errors import InputError
 
-    in_dir, out_dir = Path(in_dir), Path(out_dir)
-    if not in_dir.is_dir():
-        raise InputError(f"input folder not found: {in_dir}")
-    if n_jobs < 1:
-        raise InputError(f"--jobs must be at least 1, got {n_jobs}")
-    cli_item.require_bpy_for(job.output.fmt)
+    opts = opts or Options(**kw)
+    source, out_dir = Path(source), Path(out_dir)
+    if opts.n_jobs < 1:
+        raise InputError(f"--jobs must be at least 1, got {opts.n_jobs}")
+    items = load_items(source, job)
+    total = len(items)
+    if opts.shard:
+        items = opts.shard.select(items)
+        log.info("shard %d/%d: %d of %d item(s)", opts.shard.index, opts.shard.count, len(items), total)
+    for fmt in sorted({it.job["output"]["fmt"] for it in items}):
+        cli_item.require_bpy_for(fmt)
+    report = BatchReport(total=len(items))
+    if not items:
+        log.warning("no photos found in %s%s", source, " for this shard" if opts.shard else "")
+    if opts.dry_run:
+        records = read_all(out_dir) if out_dir.is_dir() else {}
+        for it, action, why in classify(items, out_dir, records, opts, job.output.overwrite):
+            if opts.json:
+                _emit({"item": it.name, "action": action, "out": it.out_name, "why": why})
+            else:
+                print(f"{action:7s} {it.name} -> {out_dir / it.out_name}" + (f" ({why})" if why else ""))
+        return report
     imageio.check_writable_dir(out_dir)
-    report = BatchReport()
-    with batch_lock(out_dir):
-        stale = staging.clean_stale(out_dir, only_dead=False)
+    owner = opts.tag or ("ray" if opts.ray is not None else "")
+    with batch_lock(out_dir, opts.tag, f"shard {opts.shard.index}/{opts.shard.count} of " if opts.shard else ""):
+        # A whole batch holds OUT_DIR's lock: every staging folder is a leftover. A shard clears only its own.
+        stale = staging.clean_stale(out_dir, owner=opts.tag) if opts.tag else staging.clean_stale(out_dir, only_dead=False)
         if stale:
             log.info("removed %d unfinished item(s) left by an earlier run", stale)
-        journal = Journal(out_dir / JOURNAL)
-        records = journal.read()
-        key = job.settings_key()
-        job_dict = job.to_dict()
-        items = list_items(in_dir)
-        if not items:
-            log.warning("no photos found in %s", in_dir)
+        write_plan(out_dir, opts.tag, items, f"{opts.shard.index}/{opts.shard.count}" if opts.shard else None)
+        journal = Journal(out_dir / journal_name(opts.tag))
         todo: list[Item] = []
-        for item in items:
-            rec = records.get(item.name)
-            final = out_dir / item.out_name
-            if rec and rec.get("status") == "done" and final.is_dir():
-                why = _changed(rec, item, key, final, job) or ("--overwrite" if job.output.overwrite else None)
-                if why is None:
-                    report.skipped.append(item.name)
-                    continue
-                log.warning("%s: done earlier, but %s: redone", item.name, why)
-                item.redo = True
-                todo.append(item)
-                continue
-            if rec and rec.get("status") == "failed" and not retry_failed:
-                report.failed[item.name] = rec.get("error", "failed")
-                log.info("%s: failed earlier (%s); skipped, --retry-failed redoes it", item.name,
-                         rec.get("error", ""))
-                continue
-            if _adoptable(final, item, key):
-                journal.append({"item": item.name, "status": "done", "out": item.out_name,
-                                "outputs": _listing(final, out_dir), "settings": key, "time": _now(),
-                                "note": "adopted complete output found without a journal line"})
-                report.skipped.append(item.name)
-                continue
-            todo.append(item)
+        for it, action, why in classify(items, out_dir, read_all(out_dir), opts, job.output.overwrite):
+            if action == "skip":
+                report.skipped.append(it.name)
+                if opts.json:
+                    _emit({"item": it.name, "status": "done", "earlier": True, "out": it.out_name})
+            elif action == "failed":
+                report.failed[it.name] = why
+                log.info("%s: failed earlier (%s); skipped, --retry-failed redoes it", it.name, why)
+                if opts.json:
+                    _emit({"item": it.name, "status": "failed", "earlier": True, "out": it.out_name, "error": why})
+            elif action == "adopt":
+                rec = {"item": it.name, "status": "done", "out": it.out_name, "settings": it.key,
+                       "outputs": _listing(out_dir / it.out_name, out_dir), "time": now(), "note": why}
+                journal.append(rec)
+                report.skipped.append(it.name)
+                if opts.json:
+                    _emit({**rec, "earlier": True})
+            else:
+                if action == "redo":
+                    log.warning("%s: done earlier, but %s: redone", it.name, why)
+                    it.redo = True
+                todo.append(it)
         if report.skipped:
             log.info("%d of %d photo(s) already done; %d to do", len(report.skipped), len(items), len(todo))
 
-        def record(item: Item, res: dict) -> None:
-            rec = {"item": item.name, "out": item.out_name, "settings": key, "time": _now(), **res}
-            journal.append(rec)
-            if res["status"] == "done":
-                report.done.append(item.name)
-                report.failed.pop(item.name, None)
-            else:
-                report.failed[item.name] = res.get("error", "failed")
-                log.error("%s: %s", item.name, res.get("error"))
+        results = sys.stdout  # --json objects go here even while Ray's messages are sent to stderr
 
-        cores = os.cpu_count() or 1
-        if n_jobs > min(cores, max(1, len(todo))):
-            capped = max(1, min(cores, len(todo)))
-            log.warning("--jobs %d: using %d worker(s) (%d core(s), %d photo(s) to do)", n_jobs, capped, cores,
-                        len(todo))
-            n_jobs = capped
-        bar = _progress(len(todo), progress)
-        try:
-            if n_jobs <= 1 or len(todo) <= 1:
-                for item in todo:
-                    record(item, run_item(str(item.path), str(out_dir), item.out_name, item.job_dict(job_dict)))
-                    if bar is not None:
-                        bar.update(1)
+        def record(it: Item, res: dict) -> None:
+            rec = {"item": it.name, "out": it.out_name, "settings": it.key, "time": now(), **res}
+            if opts.shard:
+                rec["shard"] = f"{opts.shard.index}/{opts.shard.count}"
+            journal.append(rec)
+            if opts.json:
+                _emit({**rec, "earlier": False}, results)
+            if res["status"] == "done":
+                report.done.append(it.name)
+                report.failed.pop(it.name, None)
             else:
-                _run_pool(todo, out_dir, job_dict, n_jobs, record, bar)
+                report.failed[it.name] = res.get("error", "failed")
+                log.error("%s: %s", it.name, res.get("error"))
+
+        log_file = _log_files(opts.log_dir)
+        bar = _progress(len(todo), opts.progress and not opts.json)
+        try:
+            if opts.ray is not None:
+                from .ray_runner import run_on_ray
+
+                with contextlib.redirect_stdout(sys.stderr):  # Ray prints its own messages to stdout
+                    run_on_ray(todo, out_dir, owner, opts.ray, record, bar, log_file)
+            else:
+                n_jobs = _cap_jobs(opts.n_jobs, len(todo))
+                if n_jobs <= 1 or len(todo) <= 1:
+                    quiet = tuple(n for n in QUIET_IN_BATCH if logging.getLogger(n).level == logging.WARNING)
+                    for it in todo:
+                        record(it, run_item(str(it.path), str(out_dir), it.out_name, it.run_job(), owner,
+                                            log_file(it), quiet))
+                        if bar is not None:
+                            bar.update(1)
+                else:
+                    _run_pool(todo, out_dir, owner, n_jobs, record, bar, log_file)
         finally:
             if bar is not None:
                 bar.close()
 
-    _summary(report, len(items), out_dir)
+    _summary(report, out_dir, opts)
     return report
+
+
+def _log_files(log_dir: Path | None) -> Callable[[Item], str | None]:
+    if log_dir is None:
+        return lambda it: None
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return lambda it: str((log_dir / f"{it.out_name}.log").resolve())
+
+
+def _cap_jobs(n_jobs: int, n_todo: int) -> int:
+    cores = os.cpu_count() or 1
+    if n_jobs > min(cores, max(1, n_todo)):
+        capped = max(1, min(cores, n_todo))
+        log.warning("--jobs %d: using %d worker(s) (%d core(s), %d photo(s) to do)", n_jobs, capped, cores, n_todo)
+        return capped
+    return n_jobs
 
 
 MAX_ATTEMPTS = 2  # an item in flight when a worker dies is tried once more in a fresh pool
 
 
-def _run_pool(todo, out_dir, job_dict, n_jobs, record, bar) -> None:
+def _run_pool(todo, out_dir, owner, n_jobs, record, bar, log_file) -> None:
     """Items in worker processes. When a worker dies (killed, out of memory) the pool breaks and every
     future in it fails: the items that were not finished go to a fresh pool; one that was in flight at
     MAX_ATTEMPTS breaks fails alone ("worker process died")."""
@@ -295,7 +281,8 @@ def _run_pool(todo, out_dir, job_dict, n_jobs, record, bar) -> None:
                                    initargs=(level, quiet, n_jobs))
         broken: list = []
         try:
-            pending = {pool.submit(run_item, str(it.path), str(out_dir), it.out_name, it.job_dict(job_dict)): it
+            pending = {pool.submit(run_item, str(it.path), str(out_dir), it.out_name, it.run_job(), owner,
+                                   log_file(it), quiet): it
                        for it in left}
             for it in left:
                 attempts[it.name] += 1
@@ -321,7 +308,7 @@ def _run_pool(todo, out_dir, job_dict, n_jobs, record, bar) -> None:
                 with contextlib.suppress(Exception):
                     proc.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
-            staging.clean_stale(out_dir, only_dead=False)
+            _clean_own(out_dir, owner)
             raise
         pool.shutdown(wait=True)
         if broken:
@@ -338,7 +325,15 @@ def _run_pool(todo, out_dir, job_dict, n_jobs, record, bar) -> None:
                 left.append(item)
 
 
-def _changed(rec: dict, item: Item, key: dict, final: Path, job: Job) -> str | None:
+def _clean_own(out_dir: Path, owner: str) -> None:
+    """After an interrupt: this run's staging folders (a shard's only its own)."""
+    if owner:
+        staging.clean_stale(out_dir, owner=owner)
+    else:
+        staging.clean_stale(out_dir, only_dead=False)
+
+
+def _changed(rec: dict, item: Item, key: dict, final: Path) -> str | None:
     """Why an item done earlier must be redone: other settings, a changed photo or hints file, a sidecar
     hints file that was not there; else None."""
     if rec.get("settings") != key:
@@ -354,7 +349,9 @@ def _changed(rec: dict, item: Item, key: dict, final: Path, job: Job) -> str | N
     from .worker import _sha1
 
     used = data.get("hints_sha1") or {}
-    sidecar = sidecar_hints(item.path) if job.motion.source in ("auto", "hints") else None
+    motion = item.job["motion"]
+    uses_sidecar = motion["source"] in ("auto", "hints") and motion.get("sidecar_hints", True)
+    sidecar = sidecar_hints(item.path) if uses_sidecar else None
     if sidecar is not None and str(sidecar.resolve()) not in used:
         return "a sidecar hints file appeared"
     for path, digest in used.items():
@@ -366,31 +363,32 @@ def _changed(rec: dict, item: Item, key: dict, final: Path, job: Job) -> str | N
     return None
 
 
-def _adoptable(final: Path, item: Item, key: dict) -> bool:
-    """A complete output folder (renamed into place) whose journal line was lost: same input and settings."""
-    manifest = final / MANIFEST
-    if not manifest.is_file():
-        return False
-    try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return False
-    if data.get("input") != str(item.path.resolve()) or data.get("settings") != key:
-        return False
-    return all((final / n).exists() for n in data.get("outputs", []))
-
-
 def _listing(final: Path, out_dir: Path) -> list[str]:
     return sorted(str(p.relative_to(out_dir)) for p in final.iterdir() if p.name != MANIFEST)
 
 
-def _summary(report: BatchReport, total: int, out_dir: Path) -> None:
+def _summary(report: BatchReport, out_dir: Path, opts: Options) -> None:
     done = len(report.done) + len(report.skipped)
-    print(f"stillflow batch: {done} of {total} photo(s) done ({len(report.done)} now, "
-          f"{len(report.skipped)} earlier), {len(report.failed)} failed; journal {out_dir / JOURNAL}",
-          file=sys.stderr)
+    which = f" (shard {opts.shard.index}/{opts.shard.count})" if opts.shard else ""
+    print(f"stillflow batch{which}: {done} of {report.total} photo(s) done ({len(report.done)} now, "
+          f"{len(report.skipped)} earlier), {len(report.failed)} failed; journal "
+          f"{out_dir / journal_name(opts.tag)}", file=sys.stderr)
     for name, err in sorted(report.failed.items()):
         print(f"  failed: {name}: {err}", file=sys.stderr)
 
 
-__all__ = ["run_batch", "run_item", "Journal", "BatchReport", "list_items", "JOURNAL"]
+def print_status(st: dict, as_json: bool) -> None:
+    if as_json:
+        _emit(st)
+        return
+    print(f"stillflow batch: {st['out_dir']}: {st['done']} done, {st['failed']} failed, {st['pending']} pending "
+          f"of {st['items']} item(s); journals: {', '.join(st['journals']) or 'none'}")
+    for name, err in sorted(st["failed_items"].items()):
+        print(f"  failed: {name}: {err}")
+    for name in st["pending_items"][:20]:
+        print(f"  pending: {name}")
+    if len(st["pending_items"]) > 20:
+        print(f"  ... and {len(st['pending_items']) - 20} more pending")
+
+
+__all__ = ["run_batch", "run_item", "Journal", "BatchReport", "Options", "print_status", "LOCK"]

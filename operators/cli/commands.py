@@ -13,8 +13,8 @@ import argparse
 import logging
 import sys
 
-from ...core.errors import StillflowError
-from . import batch, item
+from ...core.errors import InputError, StillflowError
+from . import batch, item, journal
 from .codes import EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_USAGE
 from .parser import ParserExit, UsageError, build_parser, job_from_args
 from .signals import caused_by_interrupt, sigterm_as_interrupt
@@ -158,9 +158,28 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace, job) -> int:
+    from .items import Shard
+
+    if args.status:
+        out_dir = args.out_dir if args.out_dir is not None else args.in_dir
+        names = None
+        if args.out_dir is not None:  # IN given: its items are the batch
+            from .items import load_items
+
+            items = load_items(args.in_dir, job)
+            if args.shard:
+                items = Shard.parse(args.shard).select(items)
+            names = [it.name for it in items]
+        st = journal.status(out_dir, names)
+        batch.print_status(st, args.json)
+        return EXIT_OK if st["done"] == st["items"] else EXIT_ITEMS_FAILED
+    if args.out_dir is None:
+        raise InputError("batch needs IN and OUT_DIR (or --status OUT_DIR)")
     if args.verbose == 0:
         for name in batch.QUIET_IN_BATCH:
             logging.getLogger(name).setLevel(logging.WARNING)
-    report = batch.run_batch(args.in_dir, args.out_dir, job, n_jobs=args.jobs,
-                             retry_failed=args.retry_failed, progress=not args.quiet)
+    opts = batch.Options(n_jobs=args.jobs, retry_failed=args.retry_failed, progress=not args.quiet,
+                         shard=Shard.parse(args.shard) if args.shard else None, ray=args.ray,
+                         dry_run=args.dry_run, json=args.json, log_dir=args.log_dir)
+    report = batch.run_batch(args.in_dir, args.out_dir, job, opts)
     return EXIT_OK if report.ok else EXIT_ITEMS_FAILED

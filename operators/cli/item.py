@@ -75,8 +75,9 @@ def _remove_if_empty(folders: list[Path]) -> None:
 
 
 def animate_file(image: Path, out: Path, job: Job, progress: bool = True, folder: str | None = None,
-                 manifest: dict | None = None) -> ItemResult:
-    """Animate `image` into `out` (`folder`: into `out/<folder>/` with a manifest, in one rename)."""
+                 manifest: dict | None = None, owner: str = "") -> ItemResult:
+    """Animate `image` into `out` (`folder`: into `out/<folder>/` with a manifest, in one rename; `owner`
+    tags the staging folder: see core.staging.clean_stale)."""
     started = time.perf_counter()
     image, out = Path(image), Path(out)
     stem = image.stem
@@ -96,6 +97,7 @@ def animate_file(image: Path, out: Path, job: Job, progress: bool = True, folder
         inputs = load_inputs(image, job, checked=True)
         run = Pipeline(job, inputs, sinks, out, stem, folder=folder, manifest=manifest)
         run.commit_hook = deferred
+        run.stage_owner = owner
         run_ref.append(run)
         bar = Bar(job.loop.frames, stem, progress)
         for step in run.steps():

@@ -160,16 +160,31 @@ def build_parser(prog: str = "stillflow", version: str = "") -> argparse.Argumen
     i.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     i.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
 
-    b = sub.add_parser("batch", parents=[common, loop], help="animate every photo in a folder (resumable)",
-                       description="Animate every photo in IN_DIR into OUT_DIR/<stem>/. Finished items are "
-                                   "recorded in OUT_DIR/stillflow_journal.jsonl; run the same command again "
-                                   "after a crash or kill to do only what is left.")
-    b.add_argument("in_dir", type=Path, metavar="IN_DIR")
-    b.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    b = sub.add_parser("batch", parents=[common, loop], help="animate every photo in a folder or job list (resumable)",
+                       description="Animate every photo in IN (a folder, or a job list: .csv or .jsonl with a "
+                                   "'photo' column and per-item settings) into OUT_DIR/<name>/. Finished items are "
+                                   "recorded in OUT_DIR's journal; run the same command again after a crash or "
+                                   "kill to do only what is left. `stillflow batch --status OUT_DIR` reports it.",
+                       epilog="Exit codes: 0 every item done, 1 some failed (or, with --status, some failed "
+                              "or pending), 2 usage error or bad input, 130 interrupted.")
+    b.add_argument("in_dir", type=Path, metavar="IN", help="a folder of photos or a job list (.csv, .jsonl)")
+    b.add_argument("out_dir", type=Path, metavar="OUT_DIR", nargs="?")
     b.add_argument("--jobs", "-j", type=int, default=1, metavar="K",
                    help="photos processed in parallel, one process each (default: 1)")
     b.add_argument("--retry-failed", action="store_true",
                    help="also redo items the journal records as failed (default: skip them)")
+    f = b.add_argument_group("scale out")
+    f.add_argument("--shard", metavar="K/N",
+                   help="do only shard K of N (items split by a hash of their names), with its own journal: "
+                        "N processes on N machines share one OUT_DIR with no coordination")
+    f.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run the items as Ray tasks on the cluster at ADDRESS (default: a local Ray); "
+                        "needs the optional ray package")
+    f.add_argument("--json", action="store_true", help="one JSON result object per item on stdout")
+    f.add_argument("--log-dir", type=Path, metavar="DIR", help="write each item's log to DIR/<name>.log")
+    f.add_argument("--dry-run", action="store_true", help="list what would be done; write nothing")
+    f.add_argument("--status", action="store_true",
+                   help="report done / failed / pending from OUT_DIR's journals and plans, and exit")
     return parser
 
 
