@@ -203,8 +203,11 @@ def quality_real(frames: int, variants: list[str], max_size: int, names=QUALITY_
         hints_path = path.with_name(path.stem + ".hints.json")
         hints = load_hints(hints_path).for_size(w, h)
         mask = mask_from_hints(hints, (h, w))
-        m = predict_motion(img, hints=hints, source="hints").field
-        interior = round(render.loop_travel(m, LoopSpec(frames=frames)) / 2)  # half the fast pixels' travel
+        m = predict_motion(img, hints=hints, source="hints", travel_frames=frames).field  # as `animate` does
+        # The measured region: half the fast pixels' travel inside the mask edge, from the arrows' field with
+        # the default 12 px feather, so that every version of the renderer and feather is measured on it.
+        m_ref = predict_motion(img, hints=hints, source="hints").field
+        interior = round(render.loop_travel(m_ref, LoopSpec(frames=frames)) / 2)
         for variant in variants:
             settings = LoopSpec(frames=frames, **dict(kv.split("=") for kv in variant.split(",") if "=" in kv))
             t0 = time.perf_counter()

@@ -53,12 +53,15 @@ def test_predict_writes_field_image(blender, stillflow_ext, photo):
 
     io = ext(stillflow_ext, "operators.blender_io")
     rgb = io.read_photo(photo)
-    expected = cmotion.predict_motion(rgb, hints=chints.load_hints(HINTS_FILE), source="hints").field
+    travel = FRAMES * bpy.context.scene.stillflow.speed  # the feather widens to the loop's travel, as in core
+    expected = cmotion.predict_motion(rgb, hints=chints.load_hints(HINTS_FILE), source="hints",
+                                      travel_frames=travel).field
     got = field_of(bpy, stillflow_ext, field_img.name)
     assert np.abs(got).max() > 0.05  # hints drawn at 1280x720, scaled to 160x90
     # Exactly what core makes of the hints as the Mask stores them...
     stored = ext(stillflow_ext, "operators.mask_hints").gather_hints(bpy.context, 160, 90)
-    np.testing.assert_allclose(got, cmotion.predict_motion(rgb, hints=stored, source="hints").field, atol=1e-6)
+    np.testing.assert_allclose(got, cmotion.predict_motion(rgb, hints=stored, source="hints", travel_frames=travel).field,
+                               atol=1e-6)
     # ...and the Mask stores the file's hints: its float32 points flip at most a couple of polygon-edge pixels
     # (where motion runs along the edge, the edge is sharp, so such a pixel differs by its full speed).
     assert (np.abs(got - expected) > 1e-3).sum() <= 4 and np.abs(got - expected).mean() < 1e-4
