@@ -160,7 +160,6 @@ def predict_motion(
         wider = loop_feather(out, motion_mask, feather_px, travel_frames)
         if wider > feather_px:
             out = shape_motion(raw, motion_mask, freeze_mult, wider)
-            notes.append(f"feather widened to {wider:.0f} px, the distance the fast pixels travel over the loop")
-            log.info(notes[-1])
+            log.info("feather widened to %.0f px, the distance the fast pixels travel over the loop", wider)
     check_finite(out, "predicted motion field")
     return MotionResult(out.astype(np.float32), used, provider, notes)

@@ -23,6 +23,7 @@ _MODULES = (
     "ops_hints",
     "ops_field",
     "ops_render",
+    "flow_material",
     "panels",
 )
 

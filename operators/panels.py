@@ -2,6 +2,7 @@
 
 import bpy
 
+from .flow_material import STILLFLOW_OT_export_flowmap, STILLFLOW_OT_flow_material
 from .ops_field import STILLFLOW_OT_field_from_mesh, STILLFLOW_OT_field_to_mesh, STILLFLOW_OT_predict_motion
 from .ops_hints import STILLFLOW_OT_export_hints, STILLFLOW_OT_import_hints, STILLFLOW_OT_new_hints
 from .ops_render import STILLFLOW_OT_render_loop
@@ -62,6 +63,12 @@ def draw_stillflow(layout, context) -> None:
     col.label(text=f"Device: {status.device or 'not used yet'}")
     if status.last_run_seconds:
         col.label(text=f"Last run: {status.last_run_seconds:.1f} s")
+
+    box = layout.box()
+    box.label(text="Real Time (flow material, flow map)")
+    row = box.row(align=True)
+    row.operator_menu_enum(STILLFLOW_OT_flow_material.bl_idname, "target", text="Flow Material", icon="MATERIAL")
+    row.operator(STILLFLOW_OT_export_flowmap.bl_idname, text="Flow Map", icon="EXPORT")
 
     box = layout.box()
     box.label(text="Field as Mesh (Geometry Nodes)")

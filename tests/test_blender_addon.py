@@ -82,6 +82,12 @@ class FakeLayout:
         getattr(getattr(self._bpy.ops, module), name).get_rna_type()  # raises for an unknown operator
         self.seen.append(idname)
 
+    def operator_menu_enum(self, idname, prop, **kwargs):
+        module, name = idname.split(".")
+        rna = getattr(getattr(self._bpy.ops, module), name).get_rna_type()
+        assert prop in rna.properties and rna.properties[prop].type == "ENUM", (idname, prop)
+        self.seen.append(idname)
+
     def label(self, text="", **kwargs):
         self.seen.append(text)
 

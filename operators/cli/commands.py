@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None, prog: str = "stillflow") -> int:
                 return cmd_animate(args, job)
             if args.command == "predict":
                 return cmd_predict(args, job)
+            if args.command == "flowmap":
+                return cmd_flowmap(args, job)
             return cmd_batch(args, job)
     except StillflowError as err:
         print(f"stillflow: error: {err}", file=sys.stderr)
@@ -102,6 +104,12 @@ def cmd_animate(args: argparse.Namespace, job) -> int:
 
 def cmd_predict(args: argparse.Namespace, job) -> int:
     print(item.predict_file(args.image, args.output, job))
+    return EXIT_OK
+
+
+def cmd_flowmap(args: argparse.Namespace, job) -> int:
+    for path in item.flowmap_file(args.image, args.output, job, args.y):
+        print(path)
     return EXIT_OK
 
 

@@ -134,4 +134,22 @@ def predict_file(image: Path, output: Path, job: Job) -> Path:
     return output
 
 
-__all__ = ["animate_file", "predict_file", "ItemResult", "require_bpy_for"]
+def flowmap_file(image: Path, output: Path, job: Job, y: str = "down") -> tuple[Path, Path]:
+    """Write the motion of `image` as a flow map (.png or .exr) and its sidecar .json (see core.flowmap)."""
+    from ...core.flowmap import write_flowmap
+
+    image, output = Path(image), Path(output)
+    if output.suffix.lower() not in (".png", ".exr"):
+        raise InputError(f"-o must end in .png or .exr, not {output.suffix or 'nothing'}")
+    if not job.output.overwrite:
+        staging.refuse_existing([output, output.with_suffix(".json")])
+    for p in (output, output.with_suffix(".json")):
+        if p.is_dir() and not p.is_symlink():
+            raise InputError(f"{p} is a folder: choose a file name for the flow map")
+    check_input_files(image, job)
+    imageio.check_writable_dir(output.parent if str(output.parent) else Path("."))
+    motion = motion_for(load_inputs(image, job, checked=True), job)
+    return write_flowmap(output, motion.field, y)
+
+
+__all__ = ["animate_file", "predict_file", "flowmap_file", "ItemResult", "require_bpy_for"]

@@ -143,6 +143,16 @@ def build_parser(prog: str = "stillflow", version: str = "") -> argparse.Argumen
     p.add_argument("image", type=Path, metavar="IMAGE")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FIELD.exr|FIELD.npy")
 
+    fm = sub.add_parser("flowmap", parents=[common], help="write the motion as a flow map for game engines",
+                        description="Write the photo's motion as a flow map: an 8-bit PNG (R = dx, G = dy, 128 = "
+                                    "still, scale in px/frame in the PNG and in <map>.json) or a float EXR "
+                                    "(px/frame). --motion FIELD converts a field written by `stillflow predict`.")
+    fm.add_argument("image", type=Path, metavar="IMAGE")
+    fm.add_argument("-o", "--output", type=Path, required=True, metavar="MAP.png|MAP.exr")
+    fm.add_argument("--y", choices=("down", "up"), default="down",
+                    help="down: +G is down the picture (Unreal, Godot; v-down UVs); up: +G is up (Unity, "
+                         "Blender; v-up UVs) (default: down)")
+
     i = sub.add_parser("inspect", help="quality figures and a contact sheet of a rendered loop",
                        description="Print the quality figures of a rendered loop (a folder of frames or a "
                                    "movie) and write a contact sheet PNG: frames across the loop, crops of "
