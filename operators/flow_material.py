@@ -331,7 +331,8 @@ class STILLFLOW_OT_flow_material(bpy.types.Operator):
         if self.target == "WORLD":
             world = context.scene.world or bpy.data.worlds.new("World")
             context.scene.world = world
-            world.use_nodes = True
+            if world.node_tree is None:  # Blender 5 gives new worlds a node tree (use_nodes is deprecated)
+                world.use_nodes = True
             tree = world.node_tree
             color = build_flow_nodes(tree, photo, field, settings, self.phase_spread, self.keep_detail)
             bg = next((n for n in tree.nodes if n.type == "BACKGROUND"), None) or tree.nodes.new("ShaderNodeBackground")
