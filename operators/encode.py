@@ -302,8 +302,9 @@ def write_blend(path, image_path, field, frame_paths, fps: float) -> Path:
     loop: an image strip when `frame_paths` is a list of frames, a movie strip when it is one movie file.
     Scene frame range and fps match the loop; the loop's path is stored relative to the .blend. The scene's
     Stillflow settings (photo, field image, frames, fps) are filled in, so the extension's panel shows them
-    when the file is opened. Replaces the open file with an empty factory startup file first (command-line use;
-    preferences and add-ons stay).
+    when the file is opened. With no work open (command-line use) it replaces the open file with an empty
+    factory startup file first (preferences and add-ons stay); inside a session with work open it leaves
+    that work as it was and writes the new file from datablocks made beside it.
     """
     import numpy as np
 
@@ -322,41 +323,68 @@ def write_blend(path, image_path, field, frame_paths, fps: float) -> Path:
     else:
         movie, frames = None, _check_one_folder(list(frame_paths))
 
-    with _stdout_to_stderr():
-        # The factory startup file, but the user's preferences and add-ons stay (read_factory_settings would
-        # unregister extensions, this one included, under `blender --command stillflow`).
-        bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
-    scene = bpy.context.scene
-    scene.name = "Stillflow"
-    photo = bpy.data.images.load(str(Path(image_path).absolute()), check_existing=True)
-    photo.use_fake_user = True
-    # The photo stays where it is (absolute path); the loop moves with the .blend (relative path).
-
-    motion = bpy.data.images.new(photo.name + FIELD_SUFFIX, width, height, alpha=True, float_buffer=True)
-    motion.colorspace_settings.name = "Non-Color"
-    motion.pixels.foreach_set(to_blender_rgba(field))
-    motion.file_format = "OPEN_EXR"
-    motion.pack()
-    motion.use_fake_user = True
-
-    if movie is not None:
-        strip = _add_movie_strip(scene, movie)
-        strip.filepath = _relative(movie, path.parent)
-        n_frames = strip.frame_final_duration
+    # Inside a session with the artist's work open (a saved file, or unsaved edits: `stillflow` run from
+    # Blender's Python console, an add-on or a script), the .blend is built beside that work and written out
+    # as a library, and the open file is left as it was. Else (the command line owns the process) the open
+    # file is replaced by an empty one first, and the .blend also gets Stillflow's editors.
+    live = bool(bpy.data.filepath) or bpy.data.is_dirty
+    if live:
+        images_before = set(bpy.data.images)
+        scene = bpy.data.scenes.new("Stillflow")
     else:
-        strip = add_image_strip(scene, frames, channel=1, frame_start=1)
-        strip.directory = _relative(frames[0].parent, path.parent) + "/"
-        n_frames = len(frames)
-    scene.frame_start, scene.frame_end = 1, n_frames
-    _set_fps(scene, fps)
-    scene.view_settings.view_transform = "Standard"
-    scene.render.resolution_x, scene.render.resolution_y = _even_size(width, height)
-    scene.render.resolution_percentage = 100
-    _show_editors(motion)
-
-    _store_settings(scene, photo, motion, int(n_frames), float(fps))
-    with atomic_file(path) as tmp:
         with _stdout_to_stderr():
-            bpy.ops.wm.save_as_mainfile(filepath=str(tmp), check_existing=False, relative_remap=False, copy=True)
-        check_blend(tmp, path.name)
+            # The factory startup file, but the user's preferences and add-ons stay (read_factory_settings
+            # would unregister extensions, this one included, under `blender --command stillflow`).
+            bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+        scene = bpy.context.scene
+        scene.name = "Stillflow"
+    try:
+        photo = bpy.data.images.load(str(Path(image_path).absolute()), check_existing=True)
+        photo_fake_user = photo.use_fake_user  # the artist's own datablock when the photo is open already
+        photo_path = photo.filepath_raw  # relative to the artist's file, maybe: absolute in the new one
+        photo.filepath_raw = os.path.normpath(os.path.abspath(bpy.path.abspath(photo_path))) if photo_path else photo_path
+        photo.use_fake_user = True
+        # The photo stays where it is (absolute path); the loop moves with the .blend (relative path).
+
+        motion = bpy.data.images.new(photo.name + FIELD_SUFFIX, width, height, alpha=True, float_buffer=True)
+        motion.colorspace_settings.name = "Non-Color"
+        motion.pixels.foreach_set(to_blender_rgba(field))
+        motion.file_format = "OPEN_EXR"
+        motion.pack()
+        motion.use_fake_user = True
+
+        if movie is not None:
+            strip = _add_movie_strip(scene, movie)
+            strip.filepath = _relative(movie, path.parent)
+            n_frames = strip.frame_final_duration
+        else:
+            strip = add_image_strip(scene, frames, channel=1, frame_start=1)
+            strip.directory = _relative(frames[0].parent, path.parent) + "/"
+            n_frames = len(frames)
+        scene.frame_start, scene.frame_end = 1, n_frames
+        _set_fps(scene, fps)
+        scene.view_settings.view_transform = "Standard"
+        scene.render.resolution_x, scene.render.resolution_y = _even_size(width, height)
+        scene.render.resolution_percentage = 100
+        if not live:
+            _show_editors(motion)
+
+        _store_settings(scene, photo, motion, int(n_frames), float(fps))
+        with atomic_file(path) as tmp:
+            with _stdout_to_stderr():
+                if live:
+                    bpy.data.libraries.write(str(tmp), {scene, photo, motion}, path_remap="NONE", fake_user=True,
+                                             compress=True)
+                else:
+                    bpy.ops.wm.save_as_mainfile(filepath=str(tmp), check_existing=False, relative_remap=False,
+                                                copy=True)
+            check_blend(tmp, path.name)
+    finally:
+        if live:  # what was made for the file, out of the artist's session again
+            bpy.data.scenes.remove(scene)
+            for image in set(bpy.data.images) - images_before:
+                bpy.data.images.remove(image)
+            if "photo" in locals() and photo in images_before:
+                photo.use_fake_user = photo_fake_user
+                photo.filepath_raw = photo_path  # as it was (filepath_raw: no reload, no edit lost)
     return path

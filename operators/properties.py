@@ -176,6 +176,18 @@ def apply_stored_settings(*_args):
         del scene[STORED_SETTINGS]
 
 
+@bpy.app.handlers.persistent
+def repack_edited_fields(*_args):
+    """Before a save: a field image edited since it was packed (painted, or changed from a script) is packed
+    again, so what the artist edited is what the .blend keeps (the packed copy is otherwise the predicted
+    one)."""
+    for image in bpy.data.images:
+        if image.packed_file is None or not image.is_float or not is_field_name(image.name):
+            continue
+        if image.is_dirty:
+            image.pack()
+
+
 classes = (StillflowSettings, StillflowStatus)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 
@@ -185,9 +197,12 @@ def register():
     bpy.types.Scene.stillflow = PointerProperty(type=StillflowSettings)
     bpy.types.WindowManager.stillflow = PointerProperty(type=StillflowStatus)
     bpy.app.handlers.load_post.append(apply_stored_settings)
+    bpy.app.handlers.save_pre.append(repack_edited_fields)
 
 
 def unregister():
+    if repack_edited_fields in bpy.app.handlers.save_pre:
+        bpy.app.handlers.save_pre.remove(repack_edited_fields)
     if apply_stored_settings in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(apply_stored_settings)
     del bpy.types.WindowManager.stillflow

@@ -1,0 +1,78 @@
+"""Issue 13: an artist's work survives save, reopen and the command line run inside the session."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.bpy
+
+REPO = Path(__file__).resolve().parents[1]
+HINTS_FILE = REPO / "samples" / "mcway_falls.hints.json"
+
+
+def ext(stillflow_ext, name):
+    return sys.modules[f"{stillflow_ext[0]}.{name}"]
+
+
+@pytest.fixture
+def predicted(blender, small_photo):
+    bpy = blender
+    photo = bpy.data.images.load(str(small_photo))
+    settings = bpy.context.scene.stillflow
+    settings.image = photo
+    settings.motion_source = "HINTS"
+    bpy.ops.stillflow.import_hints(filepath=str(HINTS_FILE))
+    assert bpy.ops.stillflow.predict_motion() == {"FINISHED"}
+    return bpy, photo, settings.field_image
+
+
+def test_field_edits_are_what_is_saved(predicted, stillflow_ext, tmp_path):
+    """Case 3: a field edited from a script (or painted) came back as predicted after save and reopen."""
+    bpy, photo, field_img = predicted
+    io = ext(stillflow_ext, "operators.blender_io")
+    field = io.read_field(field_img)
+    assert np.abs(field).max() > 0
+    edited = field.copy()
+    edited[:, : field.shape[1] // 2] = 0.0  # zero the left half
+    edited[..., 0] += np.float32(0.25) * (np.abs(field[..., 0]) > 0)
+    field_img.pixels.foreach_set(ext(stillflow_ext, "core.field").to_blender_rgba(edited))
+    field_img.update()
+    name = field_img.name
+    path = tmp_path / "work.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    again = io.read_field(bpy.data.images[name])
+    np.testing.assert_allclose(again, edited, atol=1e-6)
+
+
+def test_command_line_inside_a_live_session_keeps_the_open_file(predicted, stillflow_ext, tmp_path, small_photo):
+    """Case 10: `cli.main(["animate", ...])` with MP4 replaced the open file (an empty scene "Stillflow")."""
+    bpy, photo, field_img = predicted
+    mesh = bpy.data.meshes.new("mine")
+    obj = bpy.data.objects.new("mine", mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    work = tmp_path / "work.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(work))
+    scene_name = bpy.context.scene.name
+    images = sorted(i.name for i in bpy.data.images)
+    cli = ext(stillflow_ext, "operators.cli")
+    out = tmp_path / "out"
+    code = cli.main(["animate", str(small_photo), "--hints", str(HINTS_FILE), "--motion", "hints", "--frames", "4",
+                     "--out", str(out), "--quiet"])
+    assert code == 0
+    assert bpy.data.filepath == str(work) and bpy.context.scene.name == scene_name
+    after = sorted(i.name for i in bpy.data.images if i.type != "RENDER_RESULT")  # the MP4 was rendered here
+    assert "mine" in bpy.context.scene.objects and after == images
+    assert [s.name for s in bpy.data.scenes] == [scene_name]
+    stem = small_photo.stem
+    # The written .blend holds the loop: its strip, the photo and the field.
+    bpy.ops.wm.open_mainfile(filepath=str(out / f"{stem}.blend"))
+    scene = bpy.data.scenes[0]
+    assert scene.sequence_editor.strips[0].type == "MOVIE" and scene.frame_end == 4
+    field = scene.stillflow.field_image  # the panel's settings, stored in the file
+    assert field is not None and field.is_float and field.name.startswith(f"{small_photo.name}_motion")
+    assert scene.stillflow.image.filepath == str(small_photo)
+    assert "mine" not in bpy.data.objects
