@@ -26,6 +26,7 @@ from bpy_extras.io_utils import ExportHelper
 
 from ..core.errors import InputError
 from .common import get_field_image, get_photo, reports_errors, unique_datablock_name
+from .outputs import image_plane
 
 GROUP = "Stillflow Flow"
 GROUP_VERSION = 1
@@ -280,22 +281,6 @@ def flow_material(photo, field, settings, phase_spread: float = 0.7, keep_detail
     _link(tree, emit.outputs[0], out.inputs["Surface"])
     mat["stillflow_photo"] = photo.name
     return mat
-
-
-def image_plane(context, photo):
-    """A new plane with the photo's aspect (1 unit tall), UV-mapped, at the 3D cursor."""
-    w, h = photo.size
-    aspect = w / h if h else 1.0
-    mesh = bpy.data.meshes.new(unique_datablock_name(bpy.data.meshes, f"{photo.name} Plane"))
-    x, y = aspect / 2.0, 0.5
-    mesh.from_pydata([(-x, -y, 0), (x, -y, 0), (x, y, 0), (-x, y, 0)], [], [(0, 1, 2, 3)])
-    uv = mesh.uv_layers.new(name="UVMap")
-    for loop, co in zip(mesh.loops, ((0, 0), (1, 0), (1, 1), (0, 1)), strict=True):
-        uv.data[loop.index].uv = co
-    obj = bpy.data.objects.new(mesh.name, mesh)
-    obj.location = context.scene.cursor.location
-    context.collection.objects.link(obj)
-    return obj
 
 
 class STILLFLOW_OT_flow_material(bpy.types.Operator):

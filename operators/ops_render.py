@@ -55,15 +55,21 @@ def finish_outputs(context, job: RenderJob) -> list[str]:
     lines += job.pipeline.notes
     targets = settings.outputs
     stem = job.pipeline.stem
+    if settings.fit_scene:
+        outputs.fit_scene(scene, len(paths), settings.fps)
+        lines.append(f"scene range {scene.frame_start}-{scene.frame_end} at {settings.fps:g} fps")
     if "SEQUENCER" in targets:
-        strip = outputs.add_strip(scene, paths)
-        lines.append(f"strip '{strip.name}' in channel {strip.channel}")
+        strips = outputs.add_strip(scene, paths)
+        lines.append(f"strip '{strips[0].name}' in channel {strips[0].channel}"
+                     + (f", {len(strips)} loops to the scene's end" if len(strips) > 1 else ""))
     if targets & {"MATERIAL", "WORLD"}:
         image = outputs.sequence_image(f"{stem}_loop", paths)
         if "MATERIAL" in targets:
             objects = [o for o in context.selected_objects if o.type == "MESH"]
+            if not objects:  # nothing selected: a new image plane of the photo's aspect shows it
+                objects = [outputs.image_plane(context, get_photo(context))]
             mat = outputs.add_material(f"{stem}_loop", image, len(paths), scene.frame_current, objects)
-            lines.append(f"material '{mat.name}' on {len(objects)} objects")
+            lines.append(f"material '{mat.name}' on {', '.join(o.name for o in objects) or 'no object'}")
         if "WORLD" in targets:
             world = outputs.add_world(scene, f"{stem}_loop", image, len(paths), scene.frame_current)
             lines.append(f"world '{world.name}'")

@@ -15,9 +15,30 @@ from .encode import add_image_strip
 
 log = logging.getLogger(__name__)
 
-def add_strip(scene, frame_paths: list[Path]):
-    """An image strip of the frames at the current frame, in the first free channel above every strip."""
-    return add_image_strip(scene, frame_paths, channel=None, frame_start=scene.frame_current)
+def add_strip(scene, frame_paths: list[Path]) -> list:
+    """Image strips of the frames from the current frame, in the first free channel above every strip: one
+    loop, repeated end to end up to the scene's last frame, so the loop plays over the whole range."""
+    start = scene.frame_current
+    first = add_image_strip(scene, frame_paths, channel=None, frame_start=start)
+    strips = [first]
+    n = len(frame_paths)
+    while start + n * len(strips) <= scene.frame_end and len(strips) < MAX_REPEATS:
+        strips.append(add_image_strip(scene, frame_paths, channel=first.channel,
+                                      frame_start=start + n * len(strips)))
+    return strips
+
+
+MAX_REPEATS = 1000  # strips of one loop at most (a scene range far longer than the loop)
+
+
+def fit_scene(scene, frames: int, fps: float) -> None:
+    """The scene's range to one loop from the current frame, and its frame rate to the loop's: played with
+    looping on, the timeline is the seamless loop."""
+    from .encode import _set_fps
+
+    scene.frame_start = scene.frame_current
+    scene.frame_end = scene.frame_current + frames - 1
+    _set_fps(scene, fps)
 
 
 def sequence_image(name: str, frame_paths: list[Path]):
@@ -52,9 +73,20 @@ def add_material(name: str, image, frames: int, frame_start: int, objects) -> bp
     links.new(tex.outputs["Color"], bsdf.inputs["Emission Color"])
     bsdf.inputs["Emission Strength"].default_value = 1.0
     for obj in objects:
-        if obj.type in {"MESH", "CURVE", "SURFACE", "META", "FONT"}:
-            obj.data.materials.append(mat)
+        show_material(obj, mat)
     return mat
+
+
+def show_material(obj, mat) -> None:
+    """Give a mesh ``mat`` in a new slot and put every face on it (the faces' old slots and materials stay,
+    for the artist to reassign; Ctrl-Z undoes it), so the material shows, not just sits in a slot."""
+    if obj.type != "MESH":
+        return
+    obj.data.materials.append(mat)
+    index = len(obj.data.materials) - 1
+    obj.data.polygons.foreach_set("material_index", [index] * len(obj.data.polygons))
+    obj.data.update()
+    obj.active_material_index = index
 
 
 def add_world(scene, name: str, image, frames: int, frame_start: int) -> bpy.types.World:
@@ -76,3 +108,19 @@ def add_world(scene, name: str, image, frames: int, frame_start: int) -> bpy.typ
     links.new(tex.outputs["Color"], background.inputs["Color"])
     scene.world = world
     return world
+
+
+def image_plane(context, photo):
+    """A new plane with the photo's aspect (1 unit tall), UV-mapped, at the 3D cursor."""
+    w, h = photo.size
+    aspect = w / h if h else 1.0
+    mesh = bpy.data.meshes.new(unique_datablock_name(bpy.data.meshes, f"{photo.name} Plane"))
+    x, y = aspect / 2.0, 0.5
+    mesh.from_pydata([(-x, -y, 0), (x, -y, 0), (x, y, 0), (-x, y, 0)], [], [(0, 1, 2, 3)])
+    uv = mesh.uv_layers.new(name="UVMap")
+    for loop, co in zip(mesh.loops, ((0, 0), (1, 0), (1, 1), (0, 1)), strict=True):
+        uv.data[loop.index].uv = co
+    obj = bpy.data.objects.new(mesh.name, mesh)
+    obj.location = context.scene.cursor.location
+    (context.collection or context.scene.collection).objects.link(obj)
+    return obj

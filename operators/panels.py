@@ -49,6 +49,7 @@ def draw_stillflow(layout, context) -> None:
         col.prop(settings, "mp4_quality")
     col.prop(settings, "output_dir")
     col.prop(settings, "overwrite")
+    col.prop(settings, "fit_scene")
     row = col.row(align=True)
     row.prop(settings, "outputs")
 

@@ -115,6 +115,10 @@ class StillflowSettings(bpy.types.PropertyGroup):
         description="Output folder (empty: next to the saved .blend file, else a temporary folder)",
     )
     overwrite: BoolProperty(name="Overwrite", default=False, description="Replace an existing output folder")
+    fit_scene: BoolProperty(
+        name="Fit Scene", default=True,
+        description="Set the scene's frame range to the loop (from the current frame) and its frame rate to "
+                    "the loop's, so the timeline plays the seamless loop")
     mesh_step: IntProperty(
         name="Grid Step",
         default=8,

@@ -76,3 +76,61 @@ def test_command_line_inside_a_live_session_keeps_the_open_file(predicted, still
     assert field is not None and field.is_float and field.name.startswith(f"{small_photo.name}_motion")
     assert scene.stillflow.image.filepath == str(small_photo)
     assert "mine" not in bpy.data.objects
+
+
+@pytest.fixture
+def render_ready(predicted, tmp_path):
+    bpy, photo, field_img = predicted
+    settings = bpy.context.scene.stillflow
+    settings.frames = 6
+    settings.fps = 24.0
+    settings.speed = 10.0
+    settings.output_dir = str(tmp_path / "out")
+    return bpy, photo
+
+
+def test_material_shows_on_the_object_and_on_a_new_plane(render_ready):
+    """Case 5: the loop's material went into a new slot while every face kept material index 0."""
+    bpy, photo = render_ready
+    scene = bpy.context.scene
+    scene.stillflow.outputs = {"MATERIAL"}
+    mesh = bpy.data.meshes.new("box")
+    mesh.from_pydata([(0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 1, 0)], [], [(0, 1, 2), (0, 2, 3)])
+    mine = bpy.data.materials.new("mine")
+    mesh.materials.append(mine)
+    obj = bpy.data.objects.new("box", mesh)
+    scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    obj.select_set(True)
+    assert bpy.ops.stillflow.render_loop() == {"FINISHED"}
+    loop_mat = obj.data.materials[-1]
+    assert loop_mat.node_tree.nodes["Stillflow Loop"].image.source == "SEQUENCE"
+    assert [p.material_index for p in obj.data.polygons] == [1, 1]  # every face shows the loop
+    assert obj.data.materials[0] == mine  # the artist's material is still there
+    # Nothing selected: a new plane of the photo's aspect carries it.
+    obj.select_set(False)
+    scene.stillflow.overwrite = True
+    assert bpy.ops.stillflow.render_loop() == {"FINISHED"}
+    plane = next(o for o in scene.objects if o.name.startswith(photo.name))
+    w, h = photo.size
+    assert plane.dimensions.x / plane.dimensions.y == pytest.approx(w / h)
+    assert plane.data.materials[0].node_tree.nodes["Stillflow Loop"].image.source == "SEQUENCE"
+
+
+def test_scene_range_and_rate_fit_the_loop_and_the_strip_loops(render_ready):
+    """Case 6: the scene kept its own range and frame rate, and the strip played once."""
+    bpy, _ = render_ready
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end, scene.frame_current = 1, 250, 1
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    assert bpy.ops.stillflow.render_loop() == {"FINISHED"}
+    assert (scene.frame_start, scene.frame_end) == (1, 6)
+    assert scene.render.fps / scene.render.fps_base == pytest.approx(24.0)
+    # Fit Scene off and a longer range: the loop is repeated over it.
+    scene.stillflow.fit_scene = False
+    scene.stillflow.overwrite = True
+    scene.frame_end = 20
+    assert bpy.ops.stillflow.render_loop() == {"FINISHED"}
+    strips = sorted((s for s in scene.sequence_editor.strips if s.channel == 2), key=lambda s: s.frame_start)
+    assert [int(s.frame_start) for s in strips] == [1, 7, 13, 19]
+    assert (scene.frame_start, scene.frame_end) == (1, 20)
