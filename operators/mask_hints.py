@@ -6,10 +6,13 @@ Layers (names compared case-insensitively):
 - "freeze": closed splines (3+ points) = frozen regions; 1- or 2-point splines = anchor points.
 Bezier handles are ignored: the control points are the polygon.
 
-An arrow means "this point moves from start to end in N frames": velocity = (end - start) / N. N of the
-i-th spline of the arrows layer is item i of the Mask's custom property "stillflow_arrow_frames" (a list,
-kept from an imported file); arrows beyond the list (newly drawn ones) use 50 frames. The custom property
-"stillflow_freeze_radius" (photo pixels) keeps a file's freeze radius.
+An arrow means "this point moves from start to end in N frames": velocity = (end - start) / N. N travels
+with the arrow's own spline (splines carry no custom data, so it is written into its first point's
+`weight`, unused on an open spline: weight = 1 - N / 10000; 1, a newly drawn point's weight, means 50
+frames, and so does 0, a point made from Python), so deleting or reordering arrows keeps each one's speed. The panel shows and edits the active
+arrow's N (`arrow_frames`, on the scene's settings). Masks made before keep a list in the custom property
+"stillflow_arrow_frames", read for the arrows whose weight says nothing. The custom property
+"stillflow_freeze_radius" (photo pixels) keeps a file's freeze radius, shown in the panel too.
 
 Coordinates: Blender stores mask points in the Image Editor in a square frame with y up: x in 0..1 across
 the image width, and for a wide image y = 0.5 + (v - 0.5) * height / width where v is 0..1 up the image
@@ -27,8 +30,26 @@ import bpy
 from ..core.hints import DEFAULT_ARROW_FRAMES, Arrow, Hints
 
 ARROWS, MOTION, FREEZE = "arrows", "motion", "freeze"
-FRAMES_KEY = "stillflow_arrow_frames"
+FRAMES_KEY = "stillflow_arrow_frames"  # the list of earlier versions (by spline index)
 RADIUS_KEY = "stillflow_freeze_radius"
+WEIGHT_SCALE = 10000.0  # frames <-> first point's weight: weight = 1 - frames / WEIGHT_SCALE
+MAX_ARROW_FRAMES = WEIGHT_SCALE - 1.0
+
+
+def spline_frames(spline) -> float | None:
+    """The arrow's frames kept in its first point's weight; None for a spline drawn by hand (a new point's
+    weight is 1 in the editor, 0 from Python: neither is a stored value)."""
+    if not len(spline.points):
+        return None
+    w = float(spline.points[0].weight)
+    if w >= 1.0 - 0.5 / WEIGHT_SCALE or w <= 0.5 / WEIGHT_SCALE:
+        return None
+    return round((1.0 - w) * WEIGHT_SCALE, 3)
+
+
+def set_spline_frames(spline, frames: float) -> None:
+    frames = min(max(float(frames), 1.0), MAX_ARROW_FRAMES)
+    spline.points[0].weight = 1.0 - frames / WEIGHT_SCALE
 
 
 def mask_to_pixel(co, width: int, height: int) -> tuple[float, float]:
@@ -64,7 +85,9 @@ def hints_from_mask(mask, width: int, height: int) -> Hints:
     for layer_index, layer in enumerate(_layers(mask, ARROWS)):
         for i, spline in enumerate(layer.splines):
             pts = points(spline)
-            n = frames[i] if layer_index == 0 and i < len(frames) and frames[i] > 0 else DEFAULT_ARROW_FRAMES
+            n = spline_frames(spline)
+            if n is None:  # drawn by hand, or a mask of an earlier version (its list, by index)
+                n = frames[i] if layer_index == 0 and i < len(frames) and frames[i] > 0 else DEFAULT_ARROW_FRAMES
             if len(pts) >= 2 and not spline.use_cyclic:
                 hints.arrows.append(Arrow(pts[0], pts[-1], float(n)))
     for layer in _layers(mask, MOTION):
@@ -101,14 +124,17 @@ def fill_mask(mask, hints: Hints, width: int, height: int) -> None:
     """Add `hints` (scaled to a (width, height) photo) to `mask`'s layers."""
     hints = hints.for_size(width, height)
     arrows, motion, freeze = (_layer(mask, n) for n in (ARROWS, MOTION, FREEZE))
-    frames = list(mask.get(FRAMES_KEY, ()))
-    frames += [DEFAULT_ARROW_FRAMES] * (len(arrows.splines) - len(frames))  # arrows drawn by hand
+    legacy = list(mask.get(FRAMES_KEY, ()))
+    for i, spline in enumerate(arrows.splines):  # an earlier version's list moves onto the splines
+        if spline_frames(spline) is None and i < len(legacy) and legacy[i] > 0 and len(spline.points):
+            set_spline_frames(spline, legacy[i])
+    if FRAMES_KEY in mask:
+        del mask[FRAMES_KEY]
     if hints.freeze_radius is not None:
         mask[RADIUS_KEY] = float(hints.freeze_radius)
     for arrow in hints.arrows:
-        _spline(arrows, [arrow.start, arrow.end], width, height, cyclic=False)
-        frames.append(float(arrow.frames))
-    mask[FRAMES_KEY] = [float(f) for f in frames[: len(arrows.splines)]]
+        spline = _spline(arrows, [arrow.start, arrow.end], width, height, cyclic=False)
+        set_spline_frames(spline, arrow.frames)
     for poly in hints.motion_polygons:
         _spline(motion, poly, width, height, cyclic=True)
     for poly in hints.freeze_polygons:

@@ -26,6 +26,9 @@ def draw_stillflow(layout, context) -> None:
         row = col.row(align=True)
         row.operator(STILLFLOW_OT_import_hints.bl_idname, text="Import", icon="IMPORT")
         row.operator(STILLFLOW_OT_export_hints.bl_idname, text="Export", icon="EXPORT")
+        if settings.hints is not None:
+            col.prop(settings, "arrow_frames")
+            col.prop(settings, "freeze_radius")
         col.prop(settings, "mask_image")
         col.prop(settings, "feather_px")
         col.operator(STILLFLOW_OT_predict_motion.bl_idname, icon="FORCE_WIND")

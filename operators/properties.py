@@ -64,6 +64,51 @@ def is_field_name(name: str) -> bool:
     return re.search(r"_motion(\.\d+)?$", name) is not None
 
 
+def _active_arrow(settings):
+    """The active spline of the hints Mask's arrows layer, or None."""
+    from . import mask_hints
+
+    mask = settings.hints
+    if mask is None:
+        return None
+    layers = mask_hints._layers(mask, mask_hints.ARROWS)
+    spline = layers[0].splines.active if layers else None
+    return spline if spline is not None and len(spline.points) >= 2 and not spline.use_cyclic else None
+
+
+def _get_arrow_frames(self):
+    from ..core.hints import DEFAULT_ARROW_FRAMES
+    from . import mask_hints
+
+    spline = _active_arrow(self)
+    n = mask_hints.spline_frames(spline) if spline is not None else None
+    return float(n if n is not None else DEFAULT_ARROW_FRAMES)
+
+
+def _set_arrow_frames(self, value):
+    from . import mask_hints
+
+    spline = _active_arrow(self)
+    if spline is not None:
+        mask_hints.set_spline_frames(spline, value)
+
+
+def _get_freeze_radius(self):
+    from . import mask_hints
+
+    return float(self.hints.get(mask_hints.RADIUS_KEY, 0.0)) if self.hints is not None else 0.0
+
+
+def _set_freeze_radius(self, value):
+    from . import mask_hints
+
+    if self.hints is not None:
+        if value > 0:
+            self.hints[mask_hints.RADIUS_KEY] = float(value)
+        elif mask_hints.RADIUS_KEY in self.hints:
+            del self.hints[mask_hints.RADIUS_KEY]
+
+
 class StillflowSettings(bpy.types.PropertyGroup):
     """Stillflow settings of a scene"""
 
@@ -89,6 +134,15 @@ class StillflowSettings(bpy.types.PropertyGroup):
         type=bpy.types.Image,
         description='Motion field image (R = dx, G = dy up, px/frame); empty: "<photo>_motion"',
     )
+    arrow_frames: FloatProperty(
+        name="Arrow Frames", min=1.0, max=9999.0, soft_max=500.0, get=_get_arrow_frames, set=_set_arrow_frames,
+        description="The active arrow (the arrows layer's active spline) moves from its start to its end in "
+                    "this many frames: fewer frames, faster motion. New arrows take 50")
+    freeze_radius: FloatProperty(
+        name="Freeze Radius", min=0.0, soft_max=200.0, subtype="PIXEL", get=_get_freeze_radius,
+        set=_set_freeze_radius,
+        description="How far around a freeze point the photo is held still, in photo pixels (0: 2% of the "
+                    "diagonal)")
     frames: IntProperty(name="Frames", **_bounds("frames"))
     fps: FloatProperty(name="Frame Rate", **_bounds("fps"))
     speed: FloatProperty(name="Speed", **_bounds("speed"))

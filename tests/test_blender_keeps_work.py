@@ -134,3 +134,28 @@ def test_scene_range_and_rate_fit_the_loop_and_the_strip_loops(render_ready):
     strips = sorted((s for s in scene.sequence_editor.strips if s.channel == 2), key=lambda s: s.frame_start)
     assert [int(s.frame_start) for s in strips] == [1, 7, 13, 19]
     assert (scene.frame_start, scene.frame_end) == (1, 20)
+
+
+def test_arrow_durations_stay_with_their_arrows(blender, stillflow_ext, small_photo):
+    """Case 8: deleting the first arrow moved every duration onto the next arrow (they were kept by index)."""
+    bpy = blender
+    photo = bpy.data.images.load(str(small_photo))
+    settings = bpy.context.scene.stillflow
+    settings.image = photo
+    bpy.ops.stillflow.import_hints(filepath=str(HINTS_FILE))
+    mh = ext(stillflow_ext, "operators.mask_hints")
+    w, h = photo.size
+    before = mh.hints_from_mask(settings.hints, w, h).arrows
+    assert [a.frames for a in before[:3]] == [28.0, 36.0, 45.0]
+    layer = next(layer for layer in settings.hints.layers if layer.name == "arrows")
+    layer.splines.remove(layer.splines[0])
+    after = mh.hints_from_mask(settings.hints, w, h).arrows
+    assert [(a.start, a.frames) for a in after] == [(a.start, a.frames) for a in before[1:]]
+    # The panel edits the active arrow's duration, and a freeze radius.
+    layer.splines.active = layer.splines[1]
+    assert settings.arrow_frames == pytest.approx(45.0)
+    settings.arrow_frames = 12.0
+    assert mh.hints_from_mask(settings.hints, w, h).arrows[1].frames == pytest.approx(12.0)
+    assert settings.freeze_radius == pytest.approx(20.0 * w / 1280, rel=1e-3)
+    settings.freeze_radius = 5.0
+    assert mh.hints_from_mask(settings.hints, w, h).freeze_radius == pytest.approx(5.0)
