@@ -22,6 +22,7 @@ _MODULES = (
     "preferences",
     "ops_hints",
     "ops_field",
+    "outputs",
     "ops_render",
     "flow_material",
     "panels",

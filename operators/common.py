@@ -85,9 +85,12 @@ def output_base(settings) -> tuple[Path, str]:
         return Path(bpy.path.abspath(settings.output_dir)), "the chosen folder"
     if bpy.data.filepath:
         return Path(bpy.path.abspath("//")) / "stillflow", "next to the .blend file"
-    return Path(
-        tempfile.gettempdir()
-    ) / "stillflow", "a temporary folder (save the .blend to keep them beside it)"
+    return temp_output_base(), "a temporary folder (saving the .blend moves them beside it)"
+
+
+def temp_output_base() -> Path:
+    """Where an unsaved file's renders go until its first save carries them next to it."""
+    return Path(tempfile.gettempdir()) / "stillflow"
 
 
 def unique_datablock_name(collection, base: str) -> str:

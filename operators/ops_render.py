@@ -6,6 +6,7 @@ timer, a bounded slice per tick, with progress; Esc cancels and removes the part
 
 import logging
 import math
+from pathlib import Path
 
 import bpy
 
@@ -58,12 +59,15 @@ def finish_outputs(context, job: RenderJob) -> list[str]:
     if settings.fit_scene:
         outputs.fit_scene(scene, len(paths), settings.fps)
         lines.append(f"scene range {scene.frame_start}-{scene.frame_end} at {settings.fps:g} fps")
+    folder = Path(paths[0]).parent
     if "SEQUENCER" in targets:
         strips = outputs.add_strip(scene, paths)
+        outputs.tag_frames(folder, *strips)
         lines.append(f"strip '{strips[0].name}' in channel {strips[0].channel}"
                      + (f", {len(strips)} loops to the scene's end" if len(strips) > 1 else ""))
     if targets & {"MATERIAL", "WORLD"}:
         image = outputs.sequence_image(f"{stem}_loop", paths)
+        outputs.tag_frames(folder, image)
         if "MATERIAL" in targets:
             objects = [o for o in context.selected_objects if o.type == "MESH"]
             if not objects:  # nothing selected: a new image plane of the photo's aspect shows it

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import bpy
 
-from .common import unique_datablock_name
+from .common import temp_output_base, unique_datablock_name
 from .encode import add_image_strip
 
 log = logging.getLogger(__name__)
@@ -124,3 +124,104 @@ def image_plane(context, photo):
     obj.location = context.scene.cursor.location
     (context.collection or context.scene.collection).objects.link(obj)
     return obj
+
+
+# ------------------------------------------------------------------------------ paths that move with the .blend
+#
+# Every strip and image Stillflow makes carries the frames folder it reads (custom property FRAMES_TAG), and
+# points at it by a path relative to the .blend once the .blend is saved, so the folder holding both can be
+# moved. A render of an unsaved file goes to a temporary folder; on its first save (save_pre, which knows
+# the file's new path) those frames are moved into `stillflow/` next to it and repointed, before the file
+# is written.
+
+FRAMES_TAG = "stillflow_frames"
+
+
+def tag_frames(folder: Path, *users) -> None:
+    """Record the frames folder on the strips and images made for it, and point them at it."""
+    for user in users:
+        user[FRAMES_TAG] = str(Path(folder).absolute())
+    point_users(Path(folder), users, bpy.data.filepath)
+
+
+def _path_for(path: Path, blend_path: str) -> str:
+    """``path`` relative to the .blend at ``blend_path`` ("//..."), or absolute when there is none (or
+    another drive)."""
+    if not blend_path:
+        return str(path)
+    try:
+        return bpy.path.relpath(str(path), start=str(Path(blend_path).parent))
+    except ValueError:  # Windows: another drive
+        return str(path)
+
+
+def point_users(folder: Path, users, blend_path: str) -> None:
+    for user in users:
+        if isinstance(user, bpy.types.Image):
+            files = sorted(folder.glob("frame_*"))
+            if files:
+                user.filepath = _path_for(files[0], blend_path)
+        else:  # an image strip
+            user.directory = _path_for(folder, blend_path).rstrip("/\\") + "/"
+
+
+def _tagged():
+    """(folder, [strips and images reading it]) for everything Stillflow made in the open file."""
+    found: dict[str, list] = {}
+    for image in bpy.data.images:
+        if image.get(FRAMES_TAG):
+            found.setdefault(image[FRAMES_TAG], []).append(image)
+    for scene in bpy.data.scenes:
+        if scene.sequence_editor is None:
+            continue
+        for strip in scene.sequence_editor.strips_all:
+            if strip.get(FRAMES_TAG):
+                found.setdefault(strip[FRAMES_TAG], []).append(strip)
+    return found
+
+
+def _free_name(folder: Path) -> Path:
+    if not folder.exists():
+        return folder
+    i = 2
+    while (folder.parent / f"{folder.name}_{i}").exists():
+        i += 1
+    return folder.parent / f"{folder.name}_{i}"
+
+
+@bpy.app.handlers.persistent
+def carry_outputs(filepath=None, *_args):
+    """Before a save to ``filepath``: frames rendered into the temporary folder move next to the .blend
+    (`stillflow/`), and every tagged strip and image points at its frames relative to the .blend."""
+    import shutil
+
+    blend = filepath or bpy.data.filepath
+    if not blend:
+        return
+    temp = temp_output_base().absolute()
+    target_base = Path(blend).absolute().parent / "stillflow"
+    for folder_s, users in _tagged().items():
+        folder = Path(folder_s)
+        if folder.is_dir() and temp in folder.parents:
+            dest = _free_name(target_base / folder.name)
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copytree(folder, dest)
+            except OSError as err:
+                log.warning("could not carry %s next to the .blend (%s): it stays where it is", folder, err)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+                log.info("moved %s to %s", folder, dest)
+                folder = dest
+                for user in users:
+                    user[FRAMES_TAG] = str(dest)
+        point_users(folder, users, blend)
+
+
+def register():
+    bpy.app.handlers.save_pre.append(carry_outputs)
+
+
+def unregister():
+    if carry_outputs in bpy.app.handlers.save_pre:
+        bpy.app.handlers.save_pre.remove(carry_outputs)

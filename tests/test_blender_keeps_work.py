@@ -159,3 +159,61 @@ def test_arrow_durations_stay_with_their_arrows(blender, stillflow_ext, small_ph
     assert settings.freeze_radius == pytest.approx(20.0 * w / 1280, rel=1e-3)
     settings.freeze_radius = 5.0
     assert mh.hints_from_mask(settings.hints, w, h).freeze_radius == pytest.approx(5.0)
+
+
+def _render_everything(bpy, photo_path, hints=HINTS_FILE):
+    photo = bpy.data.images.load(str(photo_path))
+    settings = bpy.context.scene.stillflow
+    settings.image = photo
+    settings.motion_source = "HINTS"
+    settings.frames = 4
+    settings.speed = 10.0
+    settings.outputs = {"SEQUENCER", "MATERIAL", "WORLD"}
+    bpy.ops.stillflow.import_hints(filepath=str(hints))
+    assert bpy.ops.stillflow.predict_motion() == {"FINISHED"}
+    assert bpy.ops.stillflow.render_loop() == {"FINISHED"}
+
+
+def _loop_resolves(bpy) -> None:
+    """The strip, the material's and the world's image all find their frames."""
+    scene = bpy.context.scene
+    strip = scene.sequence_editor.strips[0]
+    folder = Path(bpy.path.abspath(strip.directory))
+    assert (folder / strip.elements[0].filename).is_file(), strip.directory
+    images = [i for i in bpy.data.images if i.source == "SEQUENCE"]
+    assert images and all(Path(bpy.path.abspath(i.filepath)).is_file() for i in images)
+    assert all(i.filepath.startswith("//") for i in images) and strip.directory.startswith("//")
+
+
+def test_paths_are_relative_and_survive_moving_the_folder(blender, small_photo, tmp_path):
+    """Case 4: every written path was absolute: moving the folder of the .blend lost the frames."""
+    import shutil
+
+    bpy = blender
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    shutil.copy(small_photo, proj / "photo.jpg")
+    bpy.ops.wm.save_as_mainfile(filepath=str(proj / "work.blend"))
+    _render_everything(bpy, proj / "photo.jpg")
+    bpy.ops.wm.save_mainfile()
+    moved = tmp_path / "moved"
+    shutil.move(str(proj), str(moved))
+    bpy.ops.wm.open_mainfile(filepath=str(moved / "work.blend"))
+    _loop_resolves(bpy)
+
+
+def test_unsaved_render_moves_next_to_the_blend_on_first_save(blender, small_photo, tmp_path, monkeypatch):
+    """Case 4: an unsaved file renders to a temporary folder, and after Save As the strip still pointed there."""
+    import tempfile
+
+    bpy = blender
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
+    (tmp_path / "temp").mkdir()
+    _render_everything(bpy, small_photo)
+    strip = bpy.context.scene.sequence_editor.strips[0]
+    assert str(tmp_path / "temp") in strip.directory
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "proj" / "work.blend"))
+    assert not list((tmp_path / "temp" / "stillflow").glob("*_frames"))  # moved, not copied
+    assert (tmp_path / "proj" / "stillflow" / f"{small_photo.stem}_frames" / "frame_0000.png").is_file()
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "proj" / "work.blend"))
+    _loop_resolves(bpy)
