@@ -41,6 +41,8 @@ def make_job(context) -> tuple[RenderJob, str]:
     check_writable_dir(base)
     stem = safe_stem(photo.name)
     frames = FramesSink(stem, "exr" if job.output.fmt == "exr" else "png")
+    if job.output.overwrite and (base / frames.names[0]).exists():
+        outputs.check_not_in_use(base / frames.names[0])  # before any work
     lossless = job.output.mp4_quality == "lossless"
     sinks = [frames, Mp4Sink(stem, frames_from=frames, lossless=lossless)] if job.output.fmt == "mp4" else [frames]
     inputs = Inputs(rgb, alpha, field=motion, name=photo.name)
@@ -60,22 +62,37 @@ def finish_outputs(context, job: RenderJob) -> list[str]:
         outputs.fit_scene(scene, len(paths), settings.fps)
         lines.append(f"scene range {scene.frame_start}-{scene.frame_end} at {settings.fps:g} fps")
     folder = Path(paths[0]).parent
+    # A re-render into the same folder (Overwrite) updates Stillflow's own strips, image, material and
+    # world of it instead of adding more.
     if "SEQUENCER" in targets:
-        strips = outputs.add_strip(scene, paths)
+        channel, start = outputs.replace_own_strips(scene, folder)
+        strips = outputs.add_strip(scene, paths, channel, start)
         outputs.tag_frames(folder, *strips)
         lines.append(f"strip '{strips[0].name}' in channel {strips[0].channel}"
                      + (f", {len(strips)} loops to the scene's end" if len(strips) > 1 else ""))
     if targets & {"MATERIAL", "WORLD"}:
-        image = outputs.sequence_image(f"{stem}_loop", paths)
-        outputs.tag_frames(folder, image)
+        image = outputs.own_image(folder, len(paths))
+        reused = image is not None
+        if image is None:
+            image = outputs.sequence_image(f"{stem}_loop", paths)
+            outputs.tag_frames(folder, image)
         if "MATERIAL" in targets:
             objects = [o for o in context.selected_objects if o.type == "MESH"]
-            if not objects:  # nothing selected: a new image plane of the photo's aspect shows it
+            mat = outputs.material_showing(image) if reused else None
+            if not objects and mat is None:  # nothing selected: a new image plane of the photo's aspect
                 objects = [outputs.image_plane(context, get_photo(context))]
-            mat = outputs.add_material(f"{stem}_loop", image, len(paths), scene.frame_current, objects)
-            lines.append(f"material '{mat.name}' on {', '.join(o.name for o in objects) or 'no object'}")
+            if mat is None:
+                mat = outputs.add_material(f"{stem}_loop", image, len(paths), scene.frame_current, objects)
+            else:
+                for obj in objects:
+                    if mat.name not in obj.data.materials:
+                        outputs.show_material(obj, mat)
+            lines.append(f"material '{mat.name}'" + (f" on {', '.join(o.name for o in objects)}" if objects else ""))
         if "WORLD" in targets:
-            world = outputs.add_world(scene, f"{stem}_loop", image, len(paths), scene.frame_current)
+            uses = scene.world is not None and scene.world.node_tree is not None and any(
+                n.bl_idname == "ShaderNodeTexImage" and n.image == image for n in scene.world.node_tree.nodes)
+            world = scene.world if uses else outputs.add_world(scene, f"{stem}_loop", image, len(paths),
+                                                               scene.frame_current)
             lines.append(f"world '{world.name}'")
     return lines
 

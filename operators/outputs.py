@@ -15,11 +15,12 @@ from .encode import add_image_strip
 
 log = logging.getLogger(__name__)
 
-def add_strip(scene, frame_paths: list[Path]) -> list:
-    """Image strips of the frames from the current frame, in the first free channel above every strip: one
-    loop, repeated end to end up to the scene's last frame, so the loop plays over the whole range."""
-    start = scene.frame_current
-    first = add_image_strip(scene, frame_paths, channel=None, frame_start=start)
+def add_strip(scene, frame_paths: list[Path], channel: int | None = None, start: int | None = None) -> list:
+    """Image strips of the frames from the current frame (or ``start``), in the first free channel above
+    every strip (or ``channel``): one loop, repeated end to end up to the scene's last frame, so the loop
+    plays over the whole range."""
+    start = scene.frame_current if start is None else start
+    first = add_image_strip(scene, frame_paths, channel=channel, frame_start=start)
     strips = [first]
     n = len(frame_paths)
     while start + n * len(strips) <= scene.frame_end and len(strips) < MAX_REPEATS:
@@ -178,6 +179,78 @@ def _tagged():
             if strip.get(FRAMES_TAG):
                 found.setdefault(strip[FRAMES_TAG], []).append(strip)
     return found
+
+
+def _inside(path: str, folder: Path) -> bool:
+    if not path:
+        return False
+    p = Path(bpy.path.abspath(path)).absolute()
+    return p == folder or folder in p.parents
+
+
+def users_of(folder: Path) -> tuple[list, list]:
+    """(Stillflow's own strips and images reading ``folder``, everything else in the open file that does)."""
+    folder = Path(folder).absolute()
+    own = _tagged().get(str(folder), [])
+    others = [i for i in bpy.data.images if not i.get(FRAMES_TAG) and i.source in {"FILE", "SEQUENCE", "MOVIE"}
+              and _inside(i.filepath, folder)]
+    for scene in bpy.data.scenes:
+        if scene.sequence_editor is None:
+            continue
+        for s in scene.sequence_editor.strips_all:
+            if s.get(FRAMES_TAG):
+                continue
+            path = getattr(s, "directory", None) if s.type == "IMAGE" else getattr(s, "filepath", None)
+            if path and _inside(path, folder):
+                others.append(s)
+    return own, others
+
+
+def check_not_in_use(folder: Path) -> None:
+    """Refuse to replace a frames folder that something of the artist's (not Stillflow's own strips and
+    images, which are updated) still reads."""
+    from ..core.errors import InputError
+
+    _, others = users_of(folder)
+    if others:
+        names = ", ".join(f"'{o.name}'" for o in others[:3]) + (" ..." if len(others) > 3 else "")
+        raise InputError(f"{folder.name} is in use by {names}: Overwrite would replace frames they show. "
+                         "Choose another output folder, or remove them first")
+
+
+def replace_own_strips(scene, folder: Path) -> tuple[int | None, int | None]:
+    """Remove this scene's Stillflow strips of ``folder`` (a re-render replaces them); their channel and
+    start, for the new ones."""
+    own, _ = users_of(folder)
+    strips = [s for s in own if isinstance(s, bpy.types.Strip) and s.id_data == scene]
+    if not strips:
+        return None, None
+    channel, start = strips[0].channel, int(min(s.frame_start for s in strips))
+    for s in strips:
+        scene.sequence_editor.strips.remove(s)
+    return channel, start
+
+
+def own_image(folder: Path, frames: int):
+    """Stillflow's sequence image of ``folder``, reloaded, with every texture node showing it set to
+    ``frames`` (a re-render reuses it); None when there is none."""
+    own, _ = users_of(folder)
+    image = next((i for i in own if isinstance(i, bpy.types.Image)), None)
+    if image is None:
+        return None
+    image.reload()
+    for holder in list(bpy.data.materials) + list(bpy.data.worlds):
+        if holder.node_tree is None:
+            continue
+        for node in holder.node_tree.nodes:
+            if node.bl_idname == "ShaderNodeTexImage" and node.image == image:
+                node.image_user.frame_duration = frames
+    return image
+
+
+def material_showing(image):
+    return next((m for m in bpy.data.materials if m.node_tree is not None and any(
+        n.bl_idname == "ShaderNodeTexImage" and n.image == image for n in m.node_tree.nodes)), None)
 
 
 def _free_name(folder: Path) -> Path:

@@ -109,7 +109,7 @@ def test_material_shows_on_the_object_and_on_a_new_plane(render_ready):
     assert obj.data.materials[0] == mine  # the artist's material is still there
     # Nothing selected: a new plane of the photo's aspect carries it.
     obj.select_set(False)
-    scene.stillflow.overwrite = True
+    scene.stillflow.output_dir += "_2"
     assert bpy.ops.stillflow.render_loop() == {"FINISHED"}
     plane = next(o for o in scene.objects if o.name.startswith(photo.name))
     w, h = photo.size
@@ -131,8 +131,8 @@ def test_scene_range_and_rate_fit_the_loop_and_the_strip_loops(render_ready):
     scene.stillflow.overwrite = True
     scene.frame_end = 20
     assert bpy.ops.stillflow.render_loop() == {"FINISHED"}
-    strips = sorted((s for s in scene.sequence_editor.strips if s.channel == 2), key=lambda s: s.frame_start)
-    assert [int(s.frame_start) for s in strips] == [1, 7, 13, 19]
+    strips = sorted(scene.sequence_editor.strips, key=lambda s: s.frame_start)  # the first one replaced
+    assert [int(s.frame_start) for s in strips] == [1, 7, 13, 19] and {s.channel for s in strips} == {1}
     assert (scene.frame_start, scene.frame_end) == (1, 20)
 
 
@@ -217,3 +217,30 @@ def test_unsaved_render_moves_next_to_the_blend_on_first_save(blender, small_pho
     assert (tmp_path / "proj" / "stillflow" / f"{small_photo.stem}_frames" / "frame_0000.png").is_file()
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "proj" / "work.blend"))
     _loop_resolves(bpy)
+
+
+def test_rerender_with_overwrite_reuses_its_own_and_keeps_what_is_in_use(render_ready, tmp_path):
+    """Case 7: a re-render added another strip, image, material and world each time, and Overwrite replaced
+    frames that other data of the open file still read."""
+    bpy, photo = render_ready
+    scene = bpy.context.scene
+    settings = scene.stillflow
+    settings.outputs = {"SEQUENCER", "MATERIAL", "WORLD"}
+    assert bpy.ops.stillflow.render_loop() == {"FINISHED"}
+    counts = (len(bpy.data.images), len(bpy.data.materials), len(bpy.data.worlds))
+    settings.overwrite = True
+    settings.frames = 8
+    assert bpy.ops.stillflow.render_loop() == {"FINISHED"}
+    assert (len(bpy.data.images), len(bpy.data.materials), len(bpy.data.worlds)) == counts
+    strips = list(scene.sequence_editor.strips)
+    assert len(strips) == 1 and strips[0].frame_final_duration == 8
+    tex = scene.world.node_tree.nodes["Stillflow Loop"]
+    assert tex.image_user.frame_duration == 8
+    # An image of the artist's own reading those frames: Overwrite is refused and the frames stay.
+    folder = Path(bpy.path.abspath(strips[0].directory))
+    mine = bpy.data.images.load(str(folder / "frame_0003.png"))
+    before = sorted(p.name for p in folder.iterdir())
+    settings.frames = 5
+    with pytest.raises(RuntimeError, match="in use by 'frame_0003.png'"):
+        bpy.ops.stillflow.render_loop()
+    assert sorted(p.name for p in folder.iterdir()) == before and mine.name in bpy.data.images
