@@ -35,19 +35,27 @@ def user_site_packages(create: bool = False) -> str:
 
 
 def add_user_site_packages() -> None:
-    """Append the extension's private site-packages (if it exists) to sys.path, after Blender's own."""
+    """Put the extension's private site-packages (the GPU pack, if installed) first on sys.path.
+
+    First, not last: the pack's onnxruntime-gpu is imported as `onnxruntime`, the same name as the CPU
+    wheel bundled with the extension (installed by Blender into its extensions site-packages, earlier on
+    sys.path), so appended it would never load. Nothing else goes there (numpy is never installed)."""
     try:
         path = user_site_packages()
     except (ValueError, RuntimeError) as err:  # not running as an extension (e.g. pip-installed tests)
         log.debug("no extension user folder: %s", err)
         return
-    if os.path.isdir(path) and path not in sys.path:
-        sys.path.append(path)
-        importlib.invalidate_caches()
+    if not os.path.isdir(path):
+        return
+    if path in sys.path:
+        sys.path.remove(path)
+    sys.path.insert(0, path)
+    importlib.invalidate_caches()
 
 
 def found_versions() -> dict[str, str]:
-    """Installed versions of the packages that matter, without importing them."""
+    """Installed versions of the packages that matter, without importing them: the version of the copy
+    that an import would load (the GPU pack's onnxruntime-gpu, when installed, is what `onnxruntime` is)."""
     result = {}
     for name in REPORTED:
         try:
@@ -55,6 +63,27 @@ def found_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return result
+
+
+def imported_from(module: str) -> str:
+    """Where `import module` would load it from, in words: the GPU pack, the extension's bundled wheels,
+    Blender, or not installed (found without importing it)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:
+        return "not installed"
+    origin = os.path.abspath(spec.origin)
+    try:
+        pack = os.path.abspath(user_site_packages())
+    except (ValueError, RuntimeError, ImportError):
+        pack = None
+    if pack and origin.startswith(pack + os.sep):
+        return "GPU pack"
+    if f"{os.sep}extensions{os.sep}" in origin:
+        return "bundled"
+    return "Blender" if module == "numpy" else "system"
 
 
 def has_module(name: str) -> bool:

@@ -49,6 +49,7 @@ class StillflowPreferences(bpy.types.AddonPreferences):
         col = box.column(align=True)
         for name in deps.REPORTED:
             col.label(text=f"{name}: {versions.get(name, 'not installed')}")
+        col.label(text=f"onnxruntime loads from: {deps.imported_from('onnxruntime')}")
         row = box.row()
         row.label(text=f"Device: {deps.describe_device(self.device)}")
         row.operator(STILLFLOW_OT_refresh_device.bl_idname, text="", icon="FILE_REFRESH")

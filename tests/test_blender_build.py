@@ -177,3 +177,35 @@ def test_zip_with_wheels_installs_them(tmp_path):
     done = subprocess.run([sys.executable, "-c", IMPORT_CHECK, str(site)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "CPUExecutionProvider" in done.stdout
+
+    # The GPU pack (case 9): an onnxruntime in the extension's own site-packages is the one imported, ahead
+    # of the bundled CPU wheel. A stand-in for the pack's download: this environment's own onnxruntime
+    # (the GPU build, onnxruntime-gpu, in .venv; the CPU build in .venv313) copied there.
+    import onnxruntime
+
+    done = subprocess.run([sys.executable, "-c", GPU_CHECK, str(repo), str(Path(onnxruntime.__file__).parent)],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "FROM PACK" in done.stdout and "loads from: GPU pack" in done.stdout, done.stdout
+    if "onnxruntime-gpu" in done.stdout:
+        assert "CUDAExecutionProvider" in done.stdout
+
+
+GPU_CHECK = """
+import importlib, shutil, sys
+from pathlib import Path
+import bpy
+repo_dir, source = sys.argv[1], sys.argv[2]
+bpy.context.preferences.extensions.repos.new(name="sfzip", module="sfzip", custom_directory=repo_dir, source="USER")
+pack = Path(bpy.utils.extension_path_user("bl_ext.sfzip.stillflow", path="site-packages", create=True))
+shutil.copytree(source, pack / "onnxruntime")
+for dist in Path(source).parent.glob("onnxruntime*.dist-info"):
+    shutil.copytree(dist, pack / dist.name)
+import addon_utils
+assert addon_utils.enable("bl_ext.sfzip.stillflow", default_set=True) is not None
+import onnxruntime
+assert onnxruntime.__file__.startswith(str(pack)), onnxruntime.__file__
+print("FROM PACK", onnxruntime.__file__, onnxruntime.get_available_providers())
+deps = importlib.import_module("bl_ext.sfzip.stillflow.operators.deps")
+print("loads from:", deps.imported_from("onnxruntime"), deps.found_versions())
+"""
