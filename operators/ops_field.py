@@ -1,12 +1,14 @@
 """Operators for the motion field: predict it into a float image, and move it to and from a grid mesh."""
 
 import hashlib
+import threading
+import time
 from dataclasses import dataclass
 
 import bpy
 from bpy.props import BoolProperty
 
-from ..core.errors import InputError
+from ..core.errors import InputError, StillflowError
 from ..core.job import Job
 from ..core.pipeline import Inputs, Motion, motion_for
 from . import blender_io, field_mesh, mask_hints
@@ -60,8 +62,45 @@ class PredictJob:
 _last_result: list = []  # [key, Motion] of the last prediction
 
 
+class PredictRun:
+    """A PredictJob on a worker thread (the model and numpy release the GIL), so the interface keeps
+    running: the operator's timer polls `done`; a cancelled run's result is dropped, nothing is written."""
+
+    def __init__(self, job: PredictJob):
+        self.job = job
+        self.result: Motion | None = None
+        self.error: BaseException | None = None
+        self.cancelled = False
+        self.started = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, name="stillflow-predict", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.result = self.job.run()
+        except BaseException as err:  # reported on the main thread
+            self.error = err
+
+    def start(self) -> "PredictRun":
+        self._thread.start()
+        return self
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def wait(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+
+TICK_S = 0.1
+
+
 class STILLFLOW_OT_predict_motion(bpy.types.Operator):
-    """Predict the photo's motion field into the float image "<photo>_motion" (R = dx, G = dy up, px/frame)"""
+    """Predict the photo's motion field into the float image "<photo>_motion" (R = dx, G = dy up, px/frame).
+    From the panel it runs in the background: the interface stays live, Esc cancels"""
 
     bl_idname = "stillflow.predict_motion"
     bl_label = "Predict Motion"
@@ -73,10 +112,71 @@ class STILLFLOW_OT_predict_motion(bpy.types.Operator):
         description='Replace the pixels of an existing "<photo>_motion" image (off: make a new image)',
     )
 
+    _run = None
+    _timer = None
+
     @reports_errors
     def execute(self, context):
         photo = get_photo(context)
-        result = PredictJob.from_context(context, photo).run()
+        return self._write(context, photo, PredictJob.from_context(context, photo).run())
+
+    @reports_errors
+    def invoke(self, context, event):
+        status = context.window_manager.stillflow
+        if status.running:
+            raise InputError("Stillflow is busy: wait for it or press Esc")
+        photo = get_photo(context)
+        self._photo_name = photo.name
+        self._run = PredictRun(PredictJob.from_context(context, photo)).start()  # read on the main thread
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(TICK_S, window=context.window)
+        wm.modal_handler_add(self)
+        status.running = True
+        self._show(context)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC":
+            self._run.cancelled = True
+            self._finish(context, "Predict Motion cancelled")
+            self.report({"WARNING"}, "Predict Motion cancelled; nothing was written")
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        if not self._run.done:
+            self._show(context)
+            return {"PASS_THROUGH"}
+        run = self._run
+        self._finish(context, "")
+        if run.error is not None:
+            err = run.error
+            self.report({"ERROR"}, str(err) if isinstance(err, StillflowError) else f"{type(err).__name__}: {err}")
+            return {"CANCELLED"}
+        photo = bpy.data.images.get(self._photo_name)
+        if photo is None:
+            self.report({"ERROR"}, f"The photo '{self._photo_name}' is gone")
+            return {"CANCELLED"}
+        result = self._write(context, photo, run.result)
+        context.window_manager.stillflow.status = f"Predicted in {run.elapsed():.1f} s"
+        return result
+
+    def _show(self, context):
+        text = f"Stillflow: predicting motion, {self._run.elapsed():.0f} s (Esc cancels)"
+        context.window_manager.stillflow.status = text
+        if context.workspace:
+            context.workspace.status_text_set(text)
+
+    def _finish(self, context, status: str):
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        wm.stillflow.running = False
+        wm.stillflow.status = status
+        if context.workspace:
+            context.workspace.status_text_set(None)
+
+    def _write(self, context, photo, result: Motion):
         h, w = result.field.shape[:2]
         name = blender_io.field_name(photo.name)
         image = bpy.data.images.get(name) if self.overwrite else None

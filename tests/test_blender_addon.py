@@ -29,6 +29,11 @@ def test_enabled_from_checkout(blender, stillflow_ext):
         assert hasattr(bpy.types, f"STILLFLOW_OT_{name}"), name
     assert bpy.types.STILLFLOW_PT_image.bl_space_type == "IMAGE_EDITOR"
     assert bpy.types.STILLFLOW_PT_view3d.bl_category == "Stillflow"
+    for space in ("image", "view3d"):  # sub-panels in Blender's manner, the rarely used ones folded
+        for key in ("hints", "loop", "output", "realtime", "mesh"):
+            sub = getattr(bpy.types, f"STILLFLOW_PT_{space}_{key}")
+            assert sub.bl_parent_id == f"STILLFLOW_PT_{space}"
+            assert ("DEFAULT_CLOSED" in getattr(sub, "bl_options", set())) == (key in ("realtime", "mesh"))
 
 
 def test_unregister_removes_everything(blender, stillflow_ext):

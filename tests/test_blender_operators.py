@@ -287,3 +287,47 @@ def test_exr_and_mp4_outputs(blender, photo, tmp_path):
     assert len(list((out / "blender_mcway_160x90_frames").glob("*.png"))) == FRAMES
     movie = out / "blender_mcway_160x90_loop.mp4"  # the command line's name for it too
     assert movie.is_file() and movie.stat().st_size > 0
+
+
+class _PredictHarness:
+    """The Predict operator's own modal code on a plain object (no event loop in the bpy module)."""
+
+    def __init__(self, op_class, run, photo_name):
+        for name in ("modal", "_finish", "_show", "_write"):
+            setattr(self, name, getattr(op_class, name).__get__(self))
+        self._run, self._photo_name, self._timer, self.overwrite, self.reports = run, photo_name, None, False, []
+
+    def report(self, kind, message):
+        self.reports.append((set(kind), message))
+
+
+def test_predict_runs_in_the_background_and_esc_cancels(blender, stillflow_ext, photo):
+    import time
+    from types import SimpleNamespace as NS
+
+    bpy = blender
+    context = bpy.context
+    ops_field = ext(stillflow_ext, "operators.ops_field")
+    ops_field._last_result.clear()
+    name = f"{photo.name}_motion"
+    run = ops_field.PredictRun(ops_field.PredictJob.from_context(context, photo)).start()
+    op = _PredictHarness(ops_field.STILLFLOW_OT_predict_motion, run, photo.name)
+    context.window_manager.stillflow.running = True
+    t0 = time.perf_counter()
+    assert op.modal(context, NS(type="TIMER")) == {"PASS_THROUGH"} or run.done
+    assert time.perf_counter() - t0 < 0.5  # a tick never waits for the prediction
+    assert op.modal(context, NS(type="ESC", value="PRESS")) == {"CANCELLED"}
+    run.wait()
+    assert name not in bpy.data.images and context.window_manager.stillflow.running is False
+
+    run = ops_field.PredictRun(ops_field.PredictJob.from_context(context, photo)).start()
+    op = _PredictHarness(ops_field.STILLFLOW_OT_predict_motion, run, photo.name)
+    for _ in range(600):
+        result = op.modal(context, NS(type="TIMER"))
+        if result != {"PASS_THROUGH"}:
+            break
+        time.sleep(0.05)
+    assert result == {"FINISHED"}
+    got = field_of(bpy, stillflow_ext, name)
+    assert bpy.ops.stillflow.predict_motion(overwrite=True) == {"FINISHED"}  # execute(): the same field
+    np.testing.assert_array_equal(field_of(bpy, stillflow_ext, name), got)
