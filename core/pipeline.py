@@ -33,7 +33,6 @@ from .staging import Stage, refuse_existing
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class Inputs:
     """What the pipeline animates, however a face read it."""

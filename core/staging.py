@@ -1,10 +1,10 @@
 """The one staging mechanism every writer uses: build outputs in a hidden folder, rename them into place.
 
 A `Stage` is a folder `.stillflow-tmp-<stem>-p<pid>-<random>` made beside the final outputs (the same file
-system, so the renames are atomic) holding a marker file that says Stillflow made it (and which process, on which host, for which owner: a batch
-shard or a Ray run tags its stages so that it can clear its own leftovers on shared storage). Writers put their
-files inside it; `commit()` renames each onto its final name (an existing folder there is moved into the
-stage first and removed with it), `abort()` removes the stage. Only stage folders that carry the marker are
+system, so the renames are atomic) holding a marker file that says Stillflow made it, and which process, on
+which host, for which owner (a batch shard or a Ray run tags its stages, to clear its own leftovers on shared
+storage). Writers put their files inside it; `commit()` renames each onto its final name (an existing
+folder there is moved into the stage first and removed with it), `abort()` removes the stage. Only stage folders that carry the marker are
 ever removed, never anything a user made (`clean_stale`).
 """
 
