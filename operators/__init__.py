@@ -24,6 +24,7 @@ _MODULES = (
     "ops_field",
     "outputs",
     "ops_render",
+    "preview",
     "flow_material",
     "panels",
 )

@@ -9,6 +9,7 @@ from .flow_material import STILLFLOW_OT_export_flowmap, STILLFLOW_OT_flow_materi
 from .ops_field import STILLFLOW_OT_field_from_mesh, STILLFLOW_OT_field_to_mesh, STILLFLOW_OT_predict_motion
 from .ops_hints import STILLFLOW_OT_export_hints, STILLFLOW_OT_import_hints, STILLFLOW_OT_new_hints
 from .ops_render import STILLFLOW_OT_render_loop
+from .preview import PREVIEW_IMAGE, STATE, STILLFLOW_OT_live_preview
 
 
 def _split(layout):
@@ -37,6 +38,16 @@ def draw_main(layout, context) -> None:
         layout.progress(factor=status.progress, type="BAR", text=status.status)
     elif status.status:
         layout.label(text=status.status)
+    row = layout.row(align=True)
+    row.operator(STILLFLOW_OT_live_preview.bl_idname, text="Stop Preview" if STATE.on else "Live Preview",
+                 icon="PAUSE" if STATE.on else "PLAY").action = "TOGGLE"
+    if STATE.on:
+        row.operator(STILLFLOW_OT_live_preview.bl_idname, text="", icon="FILE_REFRESH").action = "REFRESH"
+        if STATE.error:
+            layout.label(text=STATE.error, icon="ERROR")
+        elif STATE.frames:
+            layout.label(text=f"'{PREVIEW_IMAGE}': {len(STATE.frames)} frames, ready "
+                              f"{STATE.ready_seconds:.1f} s after the edit")
 
 
 def draw_hints(layout, context) -> None:

@@ -67,6 +67,16 @@ def test_install_gpu_refuses_offline(blender, stillflow_ext):
     assert any("torch==" in a for c in commands for a in c)
 
 
+class _OperatorProps:
+    """What layout.operator() returns: setting a property the operator does not have fails, as in Blender."""
+
+    def __init__(self, rna):
+        object.__setattr__(self, "_rna", rna)
+
+    def __setattr__(self, name, value):
+        assert name in self._rna.properties, f"{self._rna.identifier} has no property {name!r}"
+
+
 class FakeLayout:
     """Records a panel's draw calls and checks every property and operator name against bpy."""
 
@@ -84,8 +94,9 @@ class FakeLayout:
 
     def operator(self, idname, **kwargs):
         module, name = idname.split(".")
-        getattr(getattr(self._bpy.ops, module), name).get_rna_type()  # raises for an unknown operator
+        rna = getattr(getattr(self._bpy.ops, module), name).get_rna_type()  # raises for an unknown operator
         self.seen.append(idname)
+        return _OperatorProps(rna)
 
     def operator_menu_enum(self, idname, prop, **kwargs):
         module, name = idname.split(".")

@@ -1,0 +1,72 @@
+"""Live preview (issue 17) on the real bpy module: an edit of the hints gives new preview frames within
+about 2 seconds, made off the main thread while the timer's body keeps returning at once, and the frames
+play with the timeline. The bpy module has no event loop, so the test calls the timer's body itself."""
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.bpy
+
+REPO = Path(__file__).resolve().parents[1]
+HINTS_FILE = REPO / "samples" / "mcway_falls.hints.json"
+
+
+def _until_ready(preview, context, previous_generation_frames=None, limit_s=10.0):
+    """Tick as the timer would until the preview shows new frames; the longest tick and the wait."""
+    longest, started = 0.0, time.perf_counter()
+    while time.perf_counter() - started < limit_s:
+        t0 = time.perf_counter()
+        preview.tick(context)
+        longest = max(longest, time.perf_counter() - t0)
+        if preview.STATE.frames and preview.STATE.frames is not previous_generation_frames \
+                and preview.STATE.result is None and not preview.STATE.worker.is_alive():
+            return longest, time.perf_counter() - started
+        time.sleep(0.02)
+    raise AssertionError(f"no preview after {limit_s} s: {preview.STATE.error}")
+
+
+def test_edit_of_the_hints_remakes_the_preview_off_the_main_thread(blender, stillflow_ext, small_photo):
+    bpy = blender
+    context = bpy.context
+    preview = sys.modules[f"{stillflow_ext[0]}.operators.preview"]
+    photo = bpy.data.images.load(str(small_photo))
+    settings = context.scene.stillflow
+    settings.image = photo
+    settings.motion_source = "HINTS"
+    settings.speed = 6.0
+    bpy.ops.stillflow.import_hints(filepath=str(HINTS_FILE))
+    try:
+        assert bpy.ops.stillflow.live_preview() == {"FINISHED"} and preview.STATE.on
+        # The first one may compile the numba kernels into a fresh user folder (once per installation).
+        _until_ready(preview, context, limit_s=300.0)
+        assert len(preview.STATE.frames) == preview.FRAMES
+        image = bpy.data.images[preview.PREVIEW_IMAGE]
+        assert tuple(image.size) == (160, 90)
+        first = list(preview.STATE.frames)
+
+        # An edit: the first arrow made three times as long. New frames follow, from a worker thread.
+        arrows = next(layer for layer in settings.hints.layers if layer.name == "arrows")
+        a, b = arrows.splines[0].points[0].co, arrows.splines[0].points[-1].co
+        arrows.splines[0].points[-1].co = (a[0] + 3 * (b[0] - a[0]), a[1] + 3 * (b[1] - a[1]))
+        longest, waited = _until_ready(preview, context, previous_generation_frames=preview.STATE.frames)
+        assert waited < 2.0, waited  # edit -> new frames shown
+        assert longest < 0.25, longest  # the timer's body never waits for the worker
+        assert preview.STATE.ready_seconds < 2.0
+        diffs = [np.abs(x - y).max() for x, y in zip(first, preview.STATE.frames, strict=True)]
+        assert diffs[0] == 0 and max(diffs[1:]) > 0.02  # frame 0 is the photo; later frames moved differently
+
+        # The timeline plays it: frame k shows preview frame k.
+        scene = context.scene
+        for k in (0, 7, preview.FRAMES + 3):
+            scene.frame_set(scene.frame_start + k)
+            px = np.empty(len(image.pixels), np.float32)
+            image.pixels.foreach_get(px)
+            np.testing.assert_allclose(px, preview.STATE.frames[k % preview.FRAMES], atol=1e-6)
+    finally:
+        bpy.ops.stillflow.live_preview()  # stop
+    assert not preview.STATE.on and preview._on_frame not in bpy.app.handlers.frame_change_post
+    assert not bpy.app.timers.is_registered(preview.tick)
