@@ -25,6 +25,7 @@ _MODULES = (
     "outputs",
     "ops_render",
     "preview",
+    "overlay",
     "flow_material",
     "panels",
 )

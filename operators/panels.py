@@ -9,6 +9,7 @@ from .flow_material import STILLFLOW_OT_export_flowmap, STILLFLOW_OT_flow_materi
 from .ops_field import STILLFLOW_OT_field_from_mesh, STILLFLOW_OT_field_to_mesh, STILLFLOW_OT_predict_motion
 from .ops_hints import STILLFLOW_OT_export_hints, STILLFLOW_OT_import_hints, STILLFLOW_OT_new_hints
 from .ops_render import STILLFLOW_OT_render_loop
+from .overlay import OVERLAY, STILLFLOW_OT_show_motion
 from .preview import PREVIEW_IMAGE, STATE, STILLFLOW_OT_live_preview
 
 
@@ -43,6 +44,11 @@ def draw_main(layout, context) -> None:
                  icon="PAUSE" if STATE.on else "PLAY").action = "TOGGLE"
     if STATE.on:
         row.operator(STILLFLOW_OT_live_preview.bl_idname, text="", icon="FILE_REFRESH").action = "REFRESH"
+    row.operator(STILLFLOW_OT_show_motion.bl_idname, text="Hide Motion" if OVERLAY.handle else "Show Motion",
+                 icon="FORWARD")
+    if OVERLAY.handle and OVERLAY.scale:
+        layout.label(text=f"White arrows: 1 px/frame = {OVERLAY.scale:.0f} px; yellow: hints; cyan: frozen")
+    if STATE.on:
         if STATE.error:
             layout.label(text=STATE.error, icon="ERROR")
         elif STATE.frames:

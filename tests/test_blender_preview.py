@@ -70,3 +70,31 @@ def test_edit_of_the_hints_remakes_the_preview_off_the_main_thread(blender, stil
         bpy.ops.stillflow.live_preview()  # stop
     assert not preview.STATE.on and preview._on_frame not in bpy.app.handlers.frame_change_post
     assert not bpy.app.timers.is_registered(preview.tick)
+
+
+def test_show_motion_draw_handler_registers_and_unregisters(blender, stillflow_ext, small_photo):
+    bpy = blender
+    context = bpy.context
+    overlay = sys.modules[f"{stillflow_ext[0]}.operators.overlay"]
+    photo = bpy.data.images.load(str(small_photo))
+    settings = context.scene.stillflow
+    settings.image = photo
+    settings.motion_source = "HINTS"
+    bpy.ops.stillflow.import_hints(filepath=str(HINTS_FILE))
+    assert bpy.ops.stillflow.predict_motion() == {"FINISHED"}
+    assert bpy.ops.stillflow.show_motion() == {"FINISHED"} and overlay.OVERLAY.handle is not None
+    overlay.build(context)  # what the handler draws (no GPU here to draw it)
+    colours = [c for c, _ in overlay.OVERLAY.lines]
+    assert overlay.FIELD_COLOUR in colours and overlay.HINT_COLOUR in colours
+    pts = dict(overlay.OVERLAY.lines)[overlay.FIELD_COLOUR]
+    assert len(pts) and (pts >= -0.2).all() and (pts <= 1.2).all()  # the image's 0-1 space
+    assert bpy.ops.stillflow.show_motion() == {"FINISHED"} and overlay.OVERLAY.handle is None
+    assert bpy.ops.stillflow.show_motion() == {"FINISHED"} and overlay.OVERLAY.handle is not None
+    import addon_utils
+
+    module, enable = stillflow_ext
+    addon_utils.disable(module, default_set=True)  # unregister removes the handler
+    try:
+        assert overlay.OVERLAY.handle is None
+    finally:
+        enable()
