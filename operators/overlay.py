@@ -1,5 +1,6 @@
 """A readable field over the photo in the Image Editor: the motion as arrows (white), the hint arrows with
-heads (yellow), freeze shapes outlined (cyan). One draw handler (POST_VIEW, the image's 0-1 space), added
+heads and their speed (yellow), freeze shapes outlined (cyan). Two draw handlers (lines in POST_VIEW, the
+image's 0-1 space; the speeds as text in POST_PIXEL), added
 by *Show Motion* and removed by it again or on unregister; the geometry comes from core.glyphs and is
 made again only when the field image, the hints or the photo change (never on every redraw)."""
 
@@ -19,6 +20,8 @@ FREEZE_COLOUR = (0.2, 0.9, 1.0, 1.0)
 
 class _Overlay:
     handle = None
+    text_handle = None
+    labels: list = []  # [((u, v) in 0-1 image space, text)]: each hint arrow's speed
     key = None
     lines: list = []  # [(colour, (K, 2) float32 points in 0-1 image space, pairs)]
     scale = 0.0  # photo pixels of arrow per px/frame of motion
@@ -46,14 +49,22 @@ def build(context) -> None:
         lines.append((FIELD_COLOUR, _normalised(segs, w, h)))
     if settings.hints is not None:
         hints = mask_hints.hints_from_mask(settings.hints, w, h)
+        labels = []
         if hints.arrows:
             starts = np.array([a.start for a in hints.arrows], np.float32)
             ends = np.array([a.end for a in hints.arrows], np.float32)
             lines.append((HINT_COLOUR, _normalised(arrow_segments(starts, ends, head=0.2), w, h)))
+            for a in hints.arrows:
+                speed = float(np.hypot(*a.velocity))
+                mid = ((a.start[0] + a.end[0]) / 2 / w, 1.0 - (a.start[1] + a.end[1]) / 2 / h)
+                labels.append((mid, f"{speed:.2f} px/f"))
+        OVERLAY.labels = labels
         for poly in hints.freeze_polygons:
             p = np.asarray(poly, np.float32)
             lines.append((FREEZE_COLOUR, _normalised(np.stack([p, np.roll(p, -1, 0)], 1), w, h)))
     OVERLAY.lines = lines
+    if settings.hints is None:
+        OVERLAY.labels = []
 
 
 def _key(context):
@@ -94,16 +105,33 @@ def draw() -> None:
     gpu.state.blend_set("NONE")
 
 
+def draw_text() -> None:
+    """Each hint arrow's speed beside it (screen space: the 0-1 image point mapped through the view)."""
+    import blf
+
+    region = bpy.context.region
+    if region is None or not OVERLAY.labels:
+        return
+    blf.size(0, 12)
+    blf.color(0, *HINT_COLOUR)
+    for (u, v), text in OVERLAY.labels:
+        x, y = region.view2d.view_to_region(u, v, clip=False)
+        blf.position(0, x + 6, y + 6, 0)
+        blf.draw(0, text)
+
+
 def show() -> None:
     if OVERLAY.handle is None:
         OVERLAY.handle = bpy.types.SpaceImageEditor.draw_handler_add(draw, (), "WINDOW", "POST_VIEW")
+        OVERLAY.text_handle = bpy.types.SpaceImageEditor.draw_handler_add(draw_text, (), "WINDOW", "POST_PIXEL")
         OVERLAY.key = None
 
 
 def hide() -> None:
     if OVERLAY.handle is not None:
         bpy.types.SpaceImageEditor.draw_handler_remove(OVERLAY.handle, "WINDOW")
-        OVERLAY.handle = None
+        bpy.types.SpaceImageEditor.draw_handler_remove(OVERLAY.text_handle, "WINDOW")
+        OVERLAY.handle = OVERLAY.text_handle = None
 
 
 def _redraw(context) -> None:

@@ -88,6 +88,8 @@ def test_show_motion_draw_handler_registers_and_unregisters(blender, stillflow_e
     assert overlay.FIELD_COLOUR in colours and overlay.HINT_COLOUR in colours
     pts = dict(overlay.OVERLAY.lines)[overlay.FIELD_COLOUR]
     assert len(pts) and (pts >= -0.2).all() and (pts <= 1.2).all()  # the image's 0-1 space
+    assert len(overlay.OVERLAY.labels) == 12 and overlay.OVERLAY.labels[0][1].endswith("px/f")  # hint speeds
+    assert overlay.OVERLAY.text_handle is not None
     assert bpy.ops.stillflow.show_motion() == {"FINISHED"} and overlay.OVERLAY.handle is None
     assert bpy.ops.stillflow.show_motion() == {"FINISHED"} and overlay.OVERLAY.handle is not None
     import addon_utils
@@ -95,6 +97,6 @@ def test_show_motion_draw_handler_registers_and_unregisters(blender, stillflow_e
     module, enable = stillflow_ext
     addon_utils.disable(module, default_set=True)  # unregister removes the handler
     try:
-        assert overlay.OVERLAY.handle is None
+        assert overlay.OVERLAY.handle is None and overlay.OVERLAY.text_handle is None
     finally:
         enable()
