@@ -202,7 +202,7 @@ def start(context) -> None:
     if _on_frame not in bpy.app.handlers.frame_change_post:
         bpy.app.handlers.frame_change_post.append(_on_frame)
     if not bpy.app.timers.is_registered(tick):
-        bpy.app.timers.register(tick, first_interval=0.0)
+        bpy.app.timers.register(tick, first_interval=0.0, persistent=True)  # kept when a file is opened
 
 
 def stop() -> None:
