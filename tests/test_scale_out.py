@@ -141,11 +141,12 @@ def test_job_list_with_per_item_settings(tmp_path):
     ("photo00.jpg,zero", "frames must be a whole number"),
     ("missing.jpg,4", "photo not found"),
     ("photo00.jpg,1", "frames must be a whole number from 2"),
+    ("photo00.jpg,4,missing.json", "hints file not found"),
 ])
 def test_bad_job_list_row_is_one_line_and_writes_nothing(tmp_path, row, message):
     in_dir, out_dir = tmp_path / "in", tmp_path / "out"
     make_inputs(in_dir, 2)
-    (in_dir / "jobs.csv").write_text(f"photo,frames\nphoto01.jpg,4\n{row}\n", encoding="utf-8")
+    (in_dir / "jobs.csv").write_text(f"photo,frames,hints\nphoto01.jpg,4,\n{row}\n", encoding="utf-8")
     r = h.run_cli(*_args(in_dir / "jobs.csv", out_dir))
     assert r.returncode == 2
     line = h.one_line_error(r.stderr)

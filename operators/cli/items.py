@@ -159,6 +159,8 @@ def read_job_list(path: Path, job: Job) -> list[Item]:
             value = _value(where, column, kind, row[column])
             if kind is None:
                 value = str(folder / value) if not Path(value).is_absolute() else value
+                if not Path(value).is_file():
+                    raise InputError(f"{where}: {column} file not found: {value}")
                 if column == "hints":
                     d["motion"]["sidecar_hints"] = False  # the row's hints file is the one to use
             target = d
