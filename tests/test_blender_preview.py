@@ -29,16 +29,22 @@ def _until_ready(preview, context, previous_generation_frames=None, limit_s=10.0
     raise AssertionError(f"no preview after {limit_s} s: {preview.STATE.error}")
 
 
-def test_edit_of_the_hints_remakes_the_preview_off_the_main_thread(blender, stillflow_ext, small_photo):
+@pytest.fixture
+def hinted(blender, small_photo):
+    """The small photo with the sample's hints imported, motion from the arrows."""
     bpy = blender
+    settings = bpy.context.scene.stillflow
+    settings.image = bpy.data.images.load(str(small_photo))
+    settings.motion_source = "HINTS"
+    bpy.ops.stillflow.import_hints(filepath=str(HINTS_FILE))
+    return bpy, settings
+
+
+def test_edit_of_the_hints_remakes_the_preview_off_the_main_thread(hinted, stillflow_ext):
+    bpy, settings = hinted
     context = bpy.context
     preview = sys.modules[f"{stillflow_ext[0]}.operators.preview"]
-    photo = bpy.data.images.load(str(small_photo))
-    settings = context.scene.stillflow
-    settings.image = photo
-    settings.motion_source = "HINTS"
     settings.speed = 6.0
-    bpy.ops.stillflow.import_hints(filepath=str(HINTS_FILE))
     try:
         assert bpy.ops.stillflow.live_preview() == {"FINISHED"} and preview.STATE.on
         # The first one may compile the numba kernels into a fresh user folder (once per installation).
@@ -72,15 +78,10 @@ def test_edit_of_the_hints_remakes_the_preview_off_the_main_thread(blender, stil
     assert not bpy.app.timers.is_registered(preview.tick)
 
 
-def test_show_motion_draw_handler_registers_and_unregisters(blender, stillflow_ext, small_photo):
-    bpy = blender
+def test_show_motion_draw_handler_registers_and_unregisters(hinted, stillflow_ext):
+    bpy, settings = hinted
     context = bpy.context
     overlay = sys.modules[f"{stillflow_ext[0]}.operators.overlay"]
-    photo = bpy.data.images.load(str(small_photo))
-    settings = context.scene.stillflow
-    settings.image = photo
-    settings.motion_source = "HINTS"
-    bpy.ops.stillflow.import_hints(filepath=str(HINTS_FILE))
     assert bpy.ops.stillflow.predict_motion() == {"FINISHED"}
     assert bpy.ops.stillflow.show_motion() == {"FINISHED"} and overlay.OVERLAY.handle is not None
     overlay.build(context)  # what the handler draws (no GPU here to draw it)
