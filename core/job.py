@@ -72,6 +72,11 @@ class MotionSpec:
     feather_px: float = PARAMS["feather_px"].default
     sidecar_hints: bool = True  # use IMAGE's <stem>.hints.json when no hints file is given
 
+    @property
+    def uses_sidecar(self) -> bool:
+        """Whether a photo's own <stem>.hints.json may give the hints: predicted motion that reads hints."""
+        return self.sidecar_hints and self.source in ("auto", "hints")
+
 
 @dataclass
 class LoopSpec:

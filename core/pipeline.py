@@ -93,7 +93,7 @@ def load_inputs(image_path: str | Path, job: Job, checked: bool = False) -> Inpu
         check_input_files(image_path, job)
     m = job.motion
     hints_path = m.hints_path
-    if hints_path is None and m.sidecar_hints and m.source in ("auto", "hints"):
+    if hints_path is None and m.uses_sidecar:
         hints_path = sidecar_hints(image_path)
         if hints_path is not None:
             log.info("using hints %s", hints_path)

@@ -36,7 +36,7 @@ from ...core.job import MANIFEST, Job
 from . import item as cli_item
 from .items import Item, Shard, load_items
 from .journal import Journal, journal_name, now, open_no_link, read_all, write_plan
-from .worker import adoptable, init_worker, run_item
+from .worker import adopted_manifest, init_worker, run_item
 
 log = logging.getLogger("stillflow")
 
@@ -131,7 +131,7 @@ def classify(items: list[Item], out_dir: Path, records: dict[str, dict], opts: O
             plan.append((it, "skip", "done earlier") if why is None else (it, "redo", why))
         elif rec and rec.get("status") == "failed" and not opts.retry_failed:
             plan.append((it, "failed", rec.get("error", "failed")))
-        elif not overwrite and adoptable(final, it.path, key):
+        elif not overwrite and adopted_manifest(final, it.path, key) is not None:
             plan.append((it, "adopt", "complete output found without a journal line"))
         else:
             plan.append((it, "do", ""))
@@ -151,7 +151,7 @@ def run_batch(source: Path, out_dir: Path, job: Job, opts: Options | None = None
     total = len(items)
     if opts.shard:
         items = opts.shard.select(items)
-        log.info("shard %d/%d: %d of %d item(s)", opts.shard.index, opts.shard.count, len(items), total)
+        log.info("shard %s: %d of %d item(s)", opts.shard.label, len(items), total)
     for fmt in sorted({it.job["output"]["fmt"] for it in items}):
         cli_item.require_bpy_for(fmt)
     report = BatchReport(total=len(items))
@@ -167,12 +167,13 @@ def run_batch(source: Path, out_dir: Path, job: Job, opts: Options | None = None
         return report
     imageio.check_writable_dir(out_dir)
     owner = opts.tag or ("ray" if opts.ray is not None else "")
-    with batch_lock(out_dir, opts.tag, f"shard {opts.shard.index}/{opts.shard.count} of " if opts.shard else ""):
+    shard = opts.shard.label if opts.shard else None
+    with batch_lock(out_dir, opts.tag, f"shard {shard} of " if shard else ""):
         # A whole batch holds OUT_DIR's lock: every staging folder is a leftover. A shard clears only its own.
-        stale = staging.clean_stale(out_dir, owner=opts.tag) if opts.tag else staging.clean_stale(out_dir, only_dead=False)
+        stale = _clean_own(out_dir, opts.tag)
         if stale:
             log.info("removed %d unfinished item(s) left by an earlier run", stale)
-        write_plan(out_dir, opts.tag, items, f"{opts.shard.index}/{opts.shard.count}" if opts.shard else None)
+        write_plan(out_dir, opts.tag, items, shard)
         journal = Journal(out_dir / journal_name(opts.tag))
         todo: list[Item] = []
         for it, action, why in classify(items, out_dir, read_all(out_dir), opts, job.output.overwrite):
@@ -204,8 +205,8 @@ def run_batch(source: Path, out_dir: Path, job: Job, opts: Options | None = None
 
         def record(it: Item, res: dict) -> None:
             rec = {"item": it.name, "out": it.out_name, "settings": it.key, "time": now(), **res}
-            if opts.shard:
-                rec["shard"] = f"{opts.shard.index}/{opts.shard.count}"
+            if shard:
+                rec["shard"] = shard
             journal.append(rec)
             if opts.json:
                 _emit({**rec, "earlier": False}, results)
@@ -227,10 +228,9 @@ def run_batch(source: Path, out_dir: Path, job: Job, opts: Options | None = None
             else:
                 n_jobs = _cap_jobs(opts.n_jobs, len(todo))
                 if n_jobs <= 1 or len(todo) <= 1:
-                    quiet = tuple(n for n in QUIET_IN_BATCH if logging.getLogger(n).level == logging.WARNING)
                     for it in todo:
                         record(it, run_item(str(it.path), str(out_dir), it.out_name, it.run_job(), owner,
-                                            log_file(it), quiet))
+                                            log_file(it), _quiet_loggers()))
                         if bar is not None:
                             bar.update(1)
                 else:
@@ -273,7 +273,7 @@ def _run_pool(todo, out_dir, owner, n_jobs, record, bar, log_file) -> None:
 
     ctx = multiprocessing.get_context("spawn")  # no forking of a process holding bpy/numba/torch threads
     level = logging.getLogger().level
-    quiet = tuple(n for n in QUIET_IN_BATCH if logging.getLogger(n).level == logging.WARNING)
+    quiet = _quiet_loggers()
     attempts = {it.name: 0 for it in todo}
     left = list(todo)
     while left:
@@ -325,12 +325,17 @@ def _run_pool(todo, out_dir, owner, n_jobs, record, bar, log_file) -> None:
                 left.append(item)
 
 
-def _clean_own(out_dir: Path, owner: str) -> None:
-    """After an interrupt: this run's staging folders (a shard's only its own)."""
+def _quiet_loggers() -> tuple[str, ...]:
+    """The per-photo loggers this batch keeps off the console (for the workers and the item logs)."""
+    return tuple(n for n in QUIET_IN_BATCH if logging.getLogger(n).level == logging.WARNING)
+
+
+def _clean_own(out_dir: Path, owner: str) -> int:
+    """This run's leftover staging folders: a shard's (or a Ray run's) own only; for a whole batch, which
+    holds OUT_DIR's lock, every one. Returns how many were removed."""
     if owner:
-        staging.clean_stale(out_dir, owner=owner)
-    else:
-        staging.clean_stale(out_dir, only_dead=False)
+        return staging.clean_stale(out_dir, owner=owner)
+    return staging.clean_stale(out_dir, only_dead=False)
 
 
 def _changed(rec: dict, item: Item, key: dict, final: Path) -> str | None:
@@ -349,9 +354,7 @@ def _changed(rec: dict, item: Item, key: dict, final: Path) -> str | None:
     from .worker import _sha1
 
     used = data.get("hints_sha1") or {}
-    motion = item.job["motion"]
-    uses_sidecar = motion["source"] in ("auto", "hints") and motion.get("sidecar_hints", True)
-    sidecar = sidecar_hints(item.path) if uses_sidecar else None
+    sidecar = sidecar_hints(item.path) if Job.from_dict(item.job).motion.uses_sidecar else None
     if sidecar is not None and str(sidecar.resolve()) not in used:
         return "a sidecar hints file appeared"
     for path, digest in used.items():
@@ -369,7 +372,7 @@ def _listing(final: Path, out_dir: Path) -> list[str]:
 
 def _summary(report: BatchReport, out_dir: Path, opts: Options) -> None:
     done = len(report.done) + len(report.skipped)
-    which = f" (shard {opts.shard.index}/{opts.shard.count})" if opts.shard else ""
+    which = f" (shard {opts.shard.label})" if opts.shard else ""
     print(f"stillflow batch{which}: {done} of {report.total} photo(s) done ({len(report.done)} now, "
           f"{len(report.skipped)} earlier), {len(report.failed)} failed; journal "
           f"{out_dir / journal_name(opts.tag)}", file=sys.stderr)

@@ -222,7 +222,13 @@ class Shard:
 
     @property
     def tag(self) -> str:
+        """In file names: shard-K-of-N."""
         return f"shard-{self.index}-of-{self.count}"
+
+    @property
+    def label(self) -> str:
+        """In messages and records: K/N."""
+        return f"{self.index}/{self.count}"
 
     def has(self, name: str) -> bool:
         digest = hashlib.sha1(name.encode("utf-8")).digest()

@@ -46,19 +46,20 @@ def _sha1(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()
 
 
-def adoptable(final: Path, image: Path, key: dict) -> bool:
-    """A complete output folder already in place for this photo and these settings (renamed into place by
-    a run whose journal line was lost, or by a Ray task whose node died after it finished)."""
+def adopted_manifest(final: Path, image: Path, key: dict) -> dict | None:
+    """The manifest of a complete output folder already in place for this photo and these settings
+    (renamed into place by a run whose journal line was lost, or by a Ray task whose node died after it
+    finished); None when there is no such folder."""
     try:
         data = json.loads((final / MANIFEST).read_text(encoding="utf-8"))
         stat = image.stat()
     except (OSError, ValueError):
-        return False
+        return None
     if not isinstance(data, dict) or data.get("input") != str(image.resolve()) or data.get("settings") != key:
-        return False
+        return None
     if data.get("input_size", stat.st_size) != stat.st_size or data.get("input_mtime", stat.st_mtime) != stat.st_mtime:
-        return False
-    return all((final / n).exists() for n in data.get("outputs", []))
+        return None
+    return data if all((final / n).exists() for n in data.get("outputs", [])) else None
 
 
 @contextlib.contextmanager
@@ -128,14 +129,13 @@ def _run_item(image: str, out_dir: str, out_name: str, job_dict: dict, owner: st
     try:
         job = Job.from_dict(job_dict)
         final = out_p / out_name
-        if not job.output.overwrite and adoptable(final, image_p, job.settings_key()):
-            data = json.loads((final / MANIFEST).read_text(encoding="utf-8"))
+        data = None if job.output.overwrite else adopted_manifest(final, image_p, job.settings_key())
+        if data is not None:
             return {"status": "done", "outputs": [f"{out_name}/{n}" for n in data.get("outputs", [])],
                     "note": "adopted a complete output already in place", "seconds": 0.0}
         manifest = {"input": str(image_p.resolve()), "input_size": os.path.getsize(image_p),
                     "input_mtime": os.path.getmtime(image_p), "settings": job.settings_key()}
-        use_sidecar = job.motion.source in ("auto", "hints") and job.motion.sidecar_hints
-        sidecar = sidecar_hints(image_p) if use_sidecar else None
+        sidecar = sidecar_hints(image_p) if job.motion.uses_sidecar else None
         if sidecar is not None:  # in a batch a photo's own hints take precedence over --hints
             job.motion.hints_path = str(sidecar)
         if job.motion.hints_path is not None and os.path.isfile(job.motion.hints_path):
