@@ -158,20 +158,14 @@ def build_flow_nodes(tree, photo, field, settings, phase_spread: float = 0.7, ke
     coord.location = (-1000, 0)
     # On an object: its UVs. On the world: the window, so the photo is a flat backdrop behind everything.
     uv = coord.outputs["Window" if isinstance(tree.id_data, bpy.types.World) else "UV"]
-    field_tex = nodes.new("ShaderNodeTexImage")
-    field_tex.name = field_tex.label = "Stillflow Field"
-    field_tex.image = field
-    field_tex.interpolation = "Linear"
-    field_tex.extension = "EXTEND"
-    field_tex.location = (-750, 200)
-    _link(tree, uv, field_tex.inputs["Vector"])
+    field_colour = _lookup(tree, field, uv, "Linear", "Stillflow Field")
 
     group = nodes.new("ShaderNodeGroup")
     group.node_tree = flow_group()
     group.name = group.label = MATERIAL_NODE
     group.location = (-450, 0)
     _link(tree, uv, group.inputs["Vector"])
-    _link(tree, field_tex.outputs["Color"], group.inputs["Flow"])
+    _link(tree, field_colour, group.inputs["Flow"])
     w, h = field.size
     group.inputs["Width"].default_value = float(w)
     group.inputs["Height"].default_value = float(h)
@@ -200,13 +194,10 @@ def build_flow_nodes(tree, photo, field, settings, phase_spread: float = 0.7, ke
     fc.driver.expression = "frame"  # a simple expression: evaluated without Python, in any render
 
     if not keep_detail:
-        return _mix(tree, group, [_lookup(tree, photo, group.outputs[s], "Linear", f"Stillflow Photo {k}")
-                                  for k, s in (("A", "Vector A"), ("B", "Vector B"))], "Stillflow Mix")
+        return _two_phases(tree, group, photo, "Linear", "Photo", "Stillflow Mix")
     base_img, detail_img = detail_images(photo)
-    base = _mix(tree, group, [_lookup(tree, base_img, group.outputs[s], "Linear", f"Stillflow Base {k}")
-                              for k, s in (("A", "Vector A"), ("B", "Vector B"))], "Stillflow Mix")
-    detail = _mix(tree, group, [_lookup(tree, detail_img, group.outputs[s], "Closest", f"Stillflow Detail {k}")
-                                for k, s in (("A", "Vector A"), ("B", "Vector B"))], "Stillflow Detail Mix")
+    base = _two_phases(tree, group, base_img, "Linear", "Base", "Stillflow Mix")
+    detail = _two_phases(tree, group, detail_img, "Closest", "Detail", "Stillflow Detail Mix")
     gain = tree.nodes.new("ShaderNodeVectorMath")
     gain.operation = "SCALE"
     gain.location = (350, -200)
@@ -232,14 +223,17 @@ def _lookup(tree, image, vector, interpolation: str, name: str):
     return tex.outputs["Color"]
 
 
-def _mix(tree, group, colours, name: str):
+def _two_phases(tree, group, image, interpolation: str, kind: str, mix_name: str):
+    """``image`` looked up at the group's two phase positions and mixed by its Mix output."""
+    a, b = (_lookup(tree, image, group.outputs[f"Vector {k}"], interpolation, f"Stillflow {kind} {k}")
+            for k in "AB")
     mix = tree.nodes.new("ShaderNodeMix")
     mix.data_type = "RGBA"
-    mix.name = mix.label = name
+    mix.name = mix.label = mix_name
     mix.location = (150, 0)
     _link(tree, group.outputs["Mix"], mix.inputs["Factor"])
-    _link(tree, colours[0], mix.inputs[6])
-    _link(tree, colours[1], mix.inputs[7])
+    _link(tree, a, mix.inputs[6])
+    _link(tree, b, mix.inputs[7])
     return mix.outputs[2]
 
 

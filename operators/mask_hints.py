@@ -47,6 +47,15 @@ def spline_frames(spline) -> float | None:
     return round((1.0 - w) * WEIGHT_SCALE, 3)
 
 
+def active_arrow(mask):
+    """The active spline of ``mask``'s arrows layer when it is an arrow (open, 2+ points), else None."""
+    if mask is None:
+        return None
+    layers = _layers(mask, ARROWS)
+    spline = layers[0].splines.active if layers else None
+    return spline if spline is not None and len(spline.points) >= 2 and not spline.use_cyclic else None
+
+
 def set_spline_frames(spline, frames: float) -> None:
     frames = min(max(float(frames), 1.0), MAX_ARROW_FRAMES)
     spline.points[0].weight = 1.0 - frames / WEIGHT_SCALE

@@ -89,10 +89,8 @@ def finish_outputs(context, job: RenderJob) -> list[str]:
                         outputs.show_material(obj, mat)
             lines.append(f"material '{mat.name}'" + (f" on {', '.join(o.name for o in objects)}" if objects else ""))
         if "WORLD" in targets:
-            uses = scene.world is not None and scene.world.node_tree is not None and any(
-                n.bl_idname == "ShaderNodeTexImage" and n.image == image for n in scene.world.node_tree.nodes)
-            world = scene.world if uses else outputs.add_world(scene, f"{stem}_loop", image, len(paths),
-                                                               scene.frame_current)
+            world = scene.world if outputs.image_nodes(scene.world, image) else outputs.add_world(
+                scene, f"{stem}_loop", image, len(paths), scene.frame_current)
             lines.append(f"world '{world.name}'")
     return lines
 

@@ -231,6 +231,13 @@ def replace_own_strips(scene, folder: Path) -> tuple[int | None, int | None]:
     return channel, start
 
 
+def image_nodes(holder, image) -> list:
+    """The image texture nodes of a material or world that show ``image``."""
+    if holder is None or holder.node_tree is None:
+        return []
+    return [n for n in holder.node_tree.nodes if n.bl_idname == "ShaderNodeTexImage" and n.image == image]
+
+
 def own_image(folder: Path, frames: int):
     """Stillflow's sequence image of ``folder``, reloaded, with every texture node showing it set to
     ``frames`` (a re-render reuses it); None when there is none."""
@@ -240,17 +247,13 @@ def own_image(folder: Path, frames: int):
         return None
     image.reload()
     for holder in list(bpy.data.materials) + list(bpy.data.worlds):
-        if holder.node_tree is None:
-            continue
-        for node in holder.node_tree.nodes:
-            if node.bl_idname == "ShaderNodeTexImage" and node.image == image:
-                node.image_user.frame_duration = frames
+        for node in image_nodes(holder, image):
+            node.image_user.frame_duration = frames
     return image
 
 
 def material_showing(image):
-    return next((m for m in bpy.data.materials if m.node_tree is not None and any(
-        n.bl_idname == "ShaderNodeTexImage" and n.image == image for n in m.node_tree.nodes)), None)
+    return next((m for m in bpy.data.materials if image_nodes(m, image)), None)
 
 
 def _free_name(folder: Path) -> Path:

@@ -24,6 +24,7 @@ class _Overlay:
     labels: list = []  # [((u, v) in 0-1 image space, text)]: each hint arrow's speed
     key = None
     lines: list = []  # [(colour, (K, 2) float32 points in 0-1 image space, pairs)]
+    batches: list | None = None  # the GPU batches of `lines`, made in the first draw after they change
     scale = 0.0  # photo pixels of arrow per px/frame of motion
 
 
@@ -86,7 +87,7 @@ def draw() -> None:
     if key is None:
         return
     if key != OVERLAY.key:
-        OVERLAY.key = key
+        OVERLAY.key, OVERLAY.batches = key, None
         try:
             build(context)
         except Exception:  # an overlay must never break drawing
@@ -95,11 +96,11 @@ def draw() -> None:
     from gpu_extras.batch import batch_for_shader
 
     shader = gpu.shader.from_builtin("UNIFORM_COLOR")
+    if OVERLAY.batches is None:
+        OVERLAY.batches = [(colour, batch_for_shader(shader, "LINES", {"pos": [tuple(p) for p in pts]}))
+                           for colour, pts in OVERLAY.lines if len(pts)]
     gpu.state.blend_set("ALPHA")
-    for colour, pts in OVERLAY.lines:
-        if not len(pts):
-            continue
-        batch = batch_for_shader(shader, "LINES", {"pos": [tuple(p) for p in pts]})
+    for colour, batch in OVERLAY.batches:
         shader.uniform_float("color", colour)
         batch.draw(shader)
     gpu.state.blend_set("NONE")
@@ -124,7 +125,7 @@ def show() -> None:
     if OVERLAY.handle is None:
         OVERLAY.handle = bpy.types.SpaceImageEditor.draw_handler_add(draw, (), "WINDOW", "POST_VIEW")
         OVERLAY.text_handle = bpy.types.SpaceImageEditor.draw_handler_add(draw_text, (), "WINDOW", "POST_PIXEL")
-        OVERLAY.key = None
+        OVERLAY.key = OVERLAY.batches = None
 
 
 def hide() -> None:

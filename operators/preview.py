@@ -24,7 +24,8 @@ import bpy
 import numpy as np
 
 from ..core.errors import StillflowError
-from ..core.field import resize_bilinear, resize_field
+from ..core.field import image_to_blender_rgba, resize_bilinear, resize_field
+from ..core.imageio import srgb_to_linear
 from ..core.job import LoopSpec
 from ..core.pipeline import Inputs, motion_for
 from ..core.render import render_loop
@@ -134,13 +135,8 @@ def _work(generation: int, inputs: Inputs, job) -> None:
 
 
 def _to_rgba(rgb: np.ndarray) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    rgba = np.ones((h, w, 4), np.float32)
-    rgba[..., :3] = np.clip(rgb, 0.0, 1.0)
-    from ..core.imageio import srgb_to_linear
-
-    rgba[..., :3] = srgb_to_linear(rgba[..., :3])  # a float image holds scene-linear values
-    return np.ascontiguousarray(rgba[::-1]).ravel()
+    """A frame as the preview image's pixels: scene-linear (a float image holds those), bottom row first."""
+    return image_to_blender_rgba(srgb_to_linear(np.clip(rgb, 0.0, 1.0)))
 
 
 def tick(context=None) -> float:

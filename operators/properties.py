@@ -13,7 +13,9 @@ from bpy.props import (
     StringProperty,
 )
 
+from ..core.hints import DEFAULT_ARROW_FRAMES
 from ..core.job import PARAMS, Job, LoopSpec, MotionSpec, OutputSpec
+from . import mask_hints
 
 MOTION_SOURCES = (
     ("AUTO", "Automatic", "The model, guided by the hint arrows when there are any (the arrows alone when the "
@@ -64,44 +66,23 @@ def is_field_name(name: str) -> bool:
     return re.search(r"_motion(\.\d+)?$", name) is not None
 
 
-def _active_arrow(settings):
-    """The active spline of the hints Mask's arrows layer, or None."""
-    from . import mask_hints
-
-    mask = settings.hints
-    if mask is None:
-        return None
-    layers = mask_hints._layers(mask, mask_hints.ARROWS)
-    spline = layers[0].splines.active if layers else None
-    return spline if spline is not None and len(spline.points) >= 2 and not spline.use_cyclic else None
-
-
 def _get_arrow_frames(self):
-    from ..core.hints import DEFAULT_ARROW_FRAMES
-    from . import mask_hints
-
-    spline = _active_arrow(self)
+    spline = mask_hints.active_arrow(self.hints)
     n = mask_hints.spline_frames(spline) if spline is not None else None
     return float(n if n is not None else DEFAULT_ARROW_FRAMES)
 
 
 def _set_arrow_frames(self, value):
-    from . import mask_hints
-
-    spline = _active_arrow(self)
+    spline = mask_hints.active_arrow(self.hints)
     if spline is not None:
         mask_hints.set_spline_frames(spline, value)
 
 
 def _get_freeze_radius(self):
-    from . import mask_hints
-
     return float(self.hints.get(mask_hints.RADIUS_KEY, 0.0)) if self.hints is not None else 0.0
 
 
 def _set_freeze_radius(self, value):
-    from . import mask_hints
-
     if self.hints is not None:
         if value > 0:
             self.hints[mask_hints.RADIUS_KEY] = float(value)
