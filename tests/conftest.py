@@ -89,6 +89,20 @@ def small_photo(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture
+def hinted_photo(blender, small_photo):
+    """The small photo loaded and chosen in the panel, the sample's hints imported into a Mask, motion from
+    the arrows. Returns the image."""
+    bpy = blender
+    image = bpy.data.images.load(str(small_photo))
+    settings = bpy.context.scene.stillflow
+    settings.image = image
+    settings.motion_source = "HINTS"
+    bpy.ops.stillflow.import_hints(filepath=str(REPO / "samples" / "mcway_falls.hints.json"))
+    assert settings.hints is not None
+    return image
+
+
 def pytest_collection_modifyitems(config, items):
     """`slow` tests run only when asked for with -m slow."""
     if "slow" in (config.getoption("-m") or ""):

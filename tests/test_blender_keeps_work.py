@@ -17,15 +17,11 @@ def ext(stillflow_ext, name):
 
 
 @pytest.fixture
-def predicted(blender, small_photo):
+def predicted(blender, hinted_photo):
+    """The small photo with the sample's hints (conftest) and its predicted field."""
     bpy = blender
-    photo = bpy.data.images.load(str(small_photo))
-    settings = bpy.context.scene.stillflow
-    settings.image = photo
-    settings.motion_source = "HINTS"
-    bpy.ops.stillflow.import_hints(filepath=str(HINTS_FILE))
     assert bpy.ops.stillflow.predict_motion() == {"FINISHED"}
-    return bpy, photo, settings.field_image
+    return bpy, hinted_photo, bpy.context.scene.stillflow.field_image
 
 
 def test_field_edits_are_what_is_saved(predicted, stillflow_ext, tmp_path):
@@ -136,13 +132,10 @@ def test_scene_range_and_rate_fit_the_loop_and_the_strip_loops(render_ready):
     assert (scene.frame_start, scene.frame_end) == (1, 20)
 
 
-def test_arrow_durations_stay_with_their_arrows(blender, stillflow_ext, small_photo):
+def test_arrow_durations_stay_with_their_arrows(blender, stillflow_ext, hinted_photo):
     """Case 8: deleting the first arrow moved every duration onto the next arrow (they were kept by index)."""
-    bpy = blender
-    photo = bpy.data.images.load(str(small_photo))
+    bpy, photo = blender, hinted_photo
     settings = bpy.context.scene.stillflow
-    settings.image = photo
-    bpy.ops.stillflow.import_hints(filepath=str(HINTS_FILE))
     mh = ext(stillflow_ext, "operators.mask_hints")
     w, h = photo.size
     before = mh.hints_from_mask(settings.hints, w, h).arrows

@@ -19,19 +19,13 @@ def ext(stillflow_ext, name):
 
 
 @pytest.fixture
-def photo(blender, small_photo, tmp_path):
-    """The small photo loaded, hints imported into a Mask, settings for a quick 6-frame loop."""
-    bpy = blender
-    image = bpy.data.images.load(str(small_photo))
-    settings = bpy.context.scene.stillflow
-    settings.image = image
-    settings.motion_source = "HINTS"
+def photo(blender, hinted_photo, tmp_path):
+    """The small photo with the sample's hints (conftest), settings for a quick 6-frame loop."""
+    settings = blender.context.scene.stillflow
     settings.frames = FRAMES
     settings.speed = 10.0  # the 160x90 photo moves little per frame
     settings.output_dir = str(tmp_path / "out")
-    bpy.ops.stillflow.import_hints(filepath=str(HINTS_FILE))
-    assert settings.hints is not None
-    return image
+    return hinted_photo
 
 
 def field_of(bpy, stillflow_ext, name):

@@ -4,15 +4,11 @@ play with the timeline. The bpy module has no event loop, so the test calls the 
 
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytestmark = pytest.mark.bpy
-
-REPO = Path(__file__).resolve().parents[1]
-HINTS_FILE = REPO / "samples" / "mcway_falls.hints.json"
 
 
 def _until_ready(preview, context, previous_generation_frames=None, limit_s=10.0):
@@ -30,14 +26,8 @@ def _until_ready(preview, context, previous_generation_frames=None, limit_s=10.0
 
 
 @pytest.fixture
-def hinted(blender, small_photo):
-    """The small photo with the sample's hints imported, motion from the arrows."""
-    bpy = blender
-    settings = bpy.context.scene.stillflow
-    settings.image = bpy.data.images.load(str(small_photo))
-    settings.motion_source = "HINTS"
-    bpy.ops.stillflow.import_hints(filepath=str(HINTS_FILE))
-    return bpy, settings
+def hinted(blender, hinted_photo):
+    return blender, blender.context.scene.stillflow
 
 
 def test_edit_of_the_hints_remakes_the_preview_off_the_main_thread(hinted, stillflow_ext):

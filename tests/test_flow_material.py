@@ -51,16 +51,12 @@ def _render(bpy, frame: int, path: Path) -> np.ndarray:
 
 
 @pytest.fixture
-def flow_scene(blender, stillflow_ext, small_photo):
+def flow_scene(blender, stillflow_ext, hinted_photo):
     """The small McWay photo, its field from the sample's arrows, and the flow material on an image plane."""
-    bpy = blender
-    photo = bpy.data.images.load(str(small_photo))
+    bpy, photo = blender, hinted_photo
     settings = bpy.context.scene.stillflow
-    settings.image = photo
-    settings.motion_source = "HINTS"
     settings.frames = N
     settings.speed = 4.0  # the 160x90 photo moves little per frame
-    bpy.ops.stillflow.import_hints(filepath=str(HINTS_FILE))
     assert bpy.ops.stillflow.predict_motion() == {"FINISHED"}
     assert bpy.ops.stillflow.flow_material(target="PLANE") == {"FINISHED"}
     field = ext(stillflow_ext, "operators.blender_io").read_field(settings.field_image)
