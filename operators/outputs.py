@@ -166,18 +166,19 @@ def point_users(folder: Path, users, blend_path: str) -> None:
             user.directory = _path_for(folder, blend_path).rstrip("/\\") + "/"
 
 
+def _strips():
+    """Every strip of every scene in the open file."""
+    for scene in bpy.data.scenes:
+        if scene.sequence_editor is not None:
+            yield from scene.sequence_editor.strips_all
+
+
 def _tagged():
     """(folder, [strips and images reading it]) for everything Stillflow made in the open file."""
     found: dict[str, list] = {}
-    for image in bpy.data.images:
-        if image.get(FRAMES_TAG):
-            found.setdefault(image[FRAMES_TAG], []).append(image)
-    for scene in bpy.data.scenes:
-        if scene.sequence_editor is None:
-            continue
-        for strip in scene.sequence_editor.strips_all:
-            if strip.get(FRAMES_TAG):
-                found.setdefault(strip[FRAMES_TAG], []).append(strip)
+    for user in [*bpy.data.images, *_strips()]:
+        if user.get(FRAMES_TAG):
+            found.setdefault(user[FRAMES_TAG], []).append(user)
     return found
 
 
@@ -194,15 +195,12 @@ def users_of(folder: Path) -> tuple[list, list]:
     own = _tagged().get(str(folder), [])
     others = [i for i in bpy.data.images if not i.get(FRAMES_TAG) and i.source in {"FILE", "SEQUENCE", "MOVIE"}
               and _inside(i.filepath, folder)]
-    for scene in bpy.data.scenes:
-        if scene.sequence_editor is None:
+    for s in _strips():
+        if s.get(FRAMES_TAG):
             continue
-        for s in scene.sequence_editor.strips_all:
-            if s.get(FRAMES_TAG):
-                continue
-            path = getattr(s, "directory", None) if s.type == "IMAGE" else getattr(s, "filepath", None)
-            if path and _inside(path, folder):
-                others.append(s)
+        path = getattr(s, "directory", None) if s.type == "IMAGE" else getattr(s, "filepath", None)
+        if path and _inside(path, folder):
+            others.append(s)
     return own, others
 
 
