@@ -39,12 +39,25 @@ def metadata(field: np.ndarray, fmt: str, y: str, scale: float) -> dict:
             "uv_offset_per_frame": "flow / (width, height)"}
 
 
-def encode_png(field: np.ndarray, y: str = "down") -> tuple[np.ndarray, float]:
-    """(uint8 (H, W, 3), scale): the 8-bit flow map of ``field``."""
+def _check_y(y: str) -> None:
     if y not in Y_CONVENTIONS:
         raise InputError(f"--y must be down or up, got {y!r}")
+
+
+def _oriented(a: np.ndarray, y: str) -> np.ndarray:
+    """(dx, dy) (+dy down) <-> the map's (R, G) for the convention ``y``: G negated for "up" (its own
+    inverse, so it serves writing and reading)."""
+    out = np.array(a[..., :2], np.float32, copy=True)
+    if y == "up":
+        out[..., 1] = -out[..., 1]
+    return out
+
+
+def encode_png(field: np.ndarray, y: str = "down") -> tuple[np.ndarray, float]:
+    """(uint8 (H, W, 3), scale): the 8-bit flow map of ``field``."""
+    _check_y(y)
     field = validate_field(field)
-    comp = np.stack([field[..., 0], field[..., 1] if y == "down" else -field[..., 1]], -1)
+    comp = _oriented(field, y)
     scale = float(np.abs(comp).max())
     scale = scale if scale > 0 else 1.0
     q = np.clip(np.rint(comp / scale * STEP) + ZERO, 1, 255).astype(np.uint8)
@@ -54,10 +67,7 @@ def encode_png(field: np.ndarray, y: str = "down") -> tuple[np.ndarray, float]:
 
 
 def decode_png(rgb: np.ndarray, scale: float, y: str = "down") -> np.ndarray:
-    comp = (rgb[..., :2].astype(np.float32) - ZERO) / STEP * np.float32(scale)
-    if y == "up":
-        comp[..., 1] = -comp[..., 1]
-    return comp.astype(np.float32)
+    return _oriented((rgb[..., :2].astype(np.float32) - ZERO) / STEP * np.float32(scale), y)
 
 
 def write_flowmap(path: str | Path, field: np.ndarray, y: str = "down") -> tuple[Path, Path]:
@@ -70,8 +80,7 @@ def write_flowmap(path: str | Path, field: np.ndarray, y: str = "down") -> tuple
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("png", "exr"):
         raise InputError(f"a flow map ends in .png or .exr, not {path.suffix or 'nothing'}")
-    if y not in Y_CONVENTIONS:
-        raise InputError(f"--y must be down or up, got {y!r}")
+    _check_y(y)
     field = validate_field(field)
     sidecar = path.with_suffix(".json")
     if fmt == "png":
@@ -84,8 +93,7 @@ def write_flowmap(path: str | Path, field: np.ndarray, y: str = "down") -> tuple
     else:
         meta = metadata(field, fmt, y, 1.0)
         rgb = np.zeros(field.shape[:2] + (3,), np.float32)
-        rgb[..., 0] = field[..., 0]
-        rgb[..., 1] = field[..., 1] if y == "down" else -field[..., 1]
+        rgb[..., :2] = _oriented(field, y)
         with atomic_file(path) as tmp:
             save_exr_rgb(tmp, rgb)
     with atomic_file(sidecar) as tmp:
@@ -112,9 +120,8 @@ def read_flowmap(path: str | Path) -> np.ndarray:
     y = meta.get("y", "down")
     if meta.get("format") == "png":
         return decode_png(rgb, float(meta["scale"]), y)
-    from .imageio import load_field  # the field convention: G = -dy
+    from .imageio import load_field
 
-    out = load_field(path)
-    if y == "down":
-        out[..., 1] = -out[..., 1]
-    return out
+    channels = load_field(path)  # read as a field file, whose G is -dy: back to the map's own G
+    channels[..., 1] = -channels[..., 1]
+    return _oriented(channels, y)
