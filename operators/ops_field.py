@@ -70,7 +70,6 @@ class PredictRun:
         self.job = job
         self.result: Motion | None = None
         self.error: BaseException | None = None
-        self.cancelled = False
         self.started = time.perf_counter()
         self._thread = threading.Thread(target=self._run, name="stillflow-predict", daemon=True)
 
@@ -137,7 +136,6 @@ class STILLFLOW_OT_predict_motion(bpy.types.Operator):
 
     def modal(self, context, event):
         if event.type == "ESC":
-            self._run.cancelled = True
             self._finish(context, "Predict Motion cancelled")
             self.report({"WARNING"}, "Predict Motion cancelled; nothing was written")
             return {"CANCELLED"}
