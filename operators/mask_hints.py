@@ -25,6 +25,8 @@ correction); their first and last points are read as arrows.
 
 from __future__ import annotations
 
+import hashlib
+
 import bpy
 
 from ..core.hints import DEFAULT_ARROW_FRAMES, Arrow, Hints
@@ -45,6 +47,20 @@ def spline_frames(spline) -> float | None:
     if w >= 1.0 - 0.5 / WEIGHT_SCALE or w <= 0.5 / WEIGHT_SCALE:
         return None
     return round((1.0 - w) * WEIGHT_SCALE, 3)
+
+
+def hints_signature(mask) -> str:
+    """A cheap fingerprint of the hints as drawn in ``mask`` (every layer's spline points and each arrow's
+    frames), to tell an edit from a redraw; "" for no mask."""
+    if mask is None:
+        return ""
+    parts = []
+    for layer in mask.layers:
+        parts.append(layer.name)
+        for spline in layer.splines:
+            parts.append(str(spline_frames(spline)))
+            parts.extend(f"{p.co[0]:.5f},{p.co[1]:.5f}" for p in spline.points)
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
 
 def active_arrow(mask):

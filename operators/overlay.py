@@ -75,9 +75,7 @@ def _key(context):
     except Exception:
         return None
     f = settings.field_image
-    from .preview import _hints_signature
-
-    return (photo.name, f.name if f else "", f.is_dirty if f else False, _hints_signature(settings))
+    return (photo.name, f.name if f else "", f.is_dirty if f else False, mask_hints.hints_signature(settings.hints))
 
 
 def draw() -> None:

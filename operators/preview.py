@@ -15,7 +15,6 @@ settings change, off the main thread, shown in the image "Stillflow Preview" and
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -60,20 +59,12 @@ class _State:
 STATE = _State()
 
 
-def _hints_signature(settings) -> str:
-    """A cheap fingerprint of the hints as drawn: every spline point of the hints Mask, and what the arrows'
-    durations say."""
+def _edit_signature(settings) -> str:
+    """What the preview depends on besides the photo: the hints as drawn and the settings that shape it."""
     parts = [settings.motion_source, f"{settings.speed:.6g}", f"{settings.feather_px:.6g}",
-             settings.mask_image.name if settings.mask_image else "", settings.field_image.name
-             if settings.field_image else ""]
-    mask = settings.hints
-    if mask is not None:
-        for layer in mask.layers:
-            parts.append(layer.name)
-            for spline in layer.splines:
-                parts.append(str(mask_hints.spline_frames(spline)))
-                parts.extend(f"{p.co[0]:.5f},{p.co[1]:.5f}" for p in spline.points)
-    return hashlib.sha1("|".join(parts).encode()).hexdigest()
+             settings.mask_image.name if settings.mask_image else "",
+             settings.field_image.name if settings.field_image else "", mask_hints.hints_signature(settings.hints)]
+    return "|".join(parts)
 
 
 def edit_key(context) -> str | None:
@@ -82,7 +73,7 @@ def edit_key(context) -> str | None:
         photo = get_photo(context)
     except StillflowError:
         return None
-    return f"{photo.name}:{tuple(photo.size)}:{_hints_signature(settings)}"
+    return f"{photo.name}:{tuple(photo.size)}:{_edit_signature(settings)}"
 
 
 def _small_photo(photo) -> np.ndarray:
