@@ -276,6 +276,7 @@ def _run_pool(todo, out_dir, owner, n_jobs, record, bar, log_file) -> None:
     quiet = _quiet_loggers()
     attempts = {it.name: 0 for it in todo}
     left = list(todo)
+    lost_workers = False
     while left:
         pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=init_worker,
                                    initargs=(level, quiet, n_jobs))
@@ -312,6 +313,7 @@ def _run_pool(todo, out_dir, owner, n_jobs, record, bar, log_file) -> None:
             raise
         pool.shutdown(wait=True)
         if broken:
+            lost_workers = True
             staging.clean_stale(out_dir, only_dead=True)  # the dead worker's stage
             log.warning("a worker process died; %d unfinished item(s) go to a fresh pool", len(broken))
         left = []
@@ -323,6 +325,10 @@ def _run_pool(todo, out_dir, owner, n_jobs, record, bar, log_file) -> None:
                     bar.update(1)
             else:
                 left.append(item)
+    if lost_workers:
+        # Once every pool has been shut down (its processes joined): the stages of workers that the broken
+        # pool stopped, whose processes were still exiting at the first clean-up, are leftovers now.
+        staging.clean_stale(out_dir, only_dead=True)
 
 
 def _quiet_loggers() -> tuple[str, ...]:
