@@ -179,7 +179,7 @@ class Pipeline:
         self.hole_fractions: list[float] = []
         self.seconds = 0.0
         self.notes: list[str] = list(inputs.notes)
-        self.commit_hook = None  # callable(commit) -> the renames run through it (the CLI defers signals)
+        self.commit_hook = None  # callable(commit) -> the renames run through it (the CLI holds signals)
         self.stage_owner = ""  # the tag on its staging folder (a batch shard's, a Ray run's)
 
     @property

@@ -286,9 +286,9 @@ def _bpy():
 
     if "bpy" in sys.modules:
         return sys.modules["bpy"]
-    from .cli.signals import signals_deferred
+    from ..core.interrupts import held
 
-    with signals_deferred():
+    with held():
         import bpy
     return bpy
 

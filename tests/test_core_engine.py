@@ -257,3 +257,28 @@ def test_holes_are_filled_from_their_neighbours(photo):
     np.testing.assert_array_equal(rgb[~holes], photo[~holes])  # valid pixels untouched
     err = np.abs(rgb[holes] - photo[holes]).mean()
     assert err < 0.08, err
+
+
+@pytest.mark.parametrize("renderer", ["sharp", "splat"])
+def test_compiled_render_never_calls_back_into_python(renderer, photo):
+    """Once compiled, the numba kernels run no Python code while a loop renders. A kernel that boxed a
+    new array called numba's unpickler (Python) every call; a Ctrl-C raised there, inside numba's code,
+    crashed or hung `stillflow batch`."""
+    h, w = photo.shape[:2]
+    field = smooth_field(h, w)
+    spec = LoopSpec(frames=8, renderer=renderer)
+    list(render_loop(photo, field, spec, device="cpu"))  # compiled (or loaded from the cache) and warm
+    inside: list[str] = []
+
+    def watch(frame, event, arg):
+        if event == "call" and "numba" in frame.f_code.co_filename.replace("\\", "/").split("/site-packages/")[-1]:
+            inside.append(frame.f_code.co_name)
+
+    frames = render_loop(photo, field, spec, device="cpu")
+    next(frames)
+    sys.setprofile(watch)
+    try:
+        n = sum(1 for _ in frames)
+    finally:
+        sys.setprofile(None)
+    assert n == 7 and not inside, sorted(set(inside))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..interrupts import call_held
 from .base import EPS
 from .reference import NumpyEngine
 
@@ -40,13 +41,34 @@ def load_cpu_kernels():
     return mod
 
 
+class HeldKernels:
+    """The kernels module, each kernel called with Ctrl-C and SIGTERM held (core.interrupts): a kernel
+    runs native code that an interrupt cannot stop anyway, but its first call compiles or loads it, and a
+    KeyboardInterrupt raised in llvmlite's callbacks there was dropped (the batch ran on)."""
+
+    def __init__(self, mod):
+        self.mod = mod
+
+    def __getattr__(self, name):
+        fn = getattr(self.mod, name)
+        if not callable(fn):
+            return fn
+
+        def call(*args):
+            return call_held(fn, *args)
+
+        call.__name__ = name
+        setattr(self, name, call)  # found directly from now on
+        return call
+
+
 class NumbaEngine(NumpyEngine):
     """Compiled, multi-threaded CPU engine; no torch needed (the path Blender uses by default)."""
 
     name = "cpu-numba"
 
     def __init__(self):
-        self.k = load_cpu_kernels()
+        self.k = HeldKernels(load_cpu_kernels())
         self.nbands = max(1, self.k.threads())
 
     def step(self, motion, flow):
@@ -55,7 +77,9 @@ class NumbaEngine(NumpyEngine):
         return out
 
     def accumulate(self, acc, src, flow, weight, scale):
-        lo, hi = self.k.row_reach(flow)
+        lo = np.empty(flow.shape[0], np.int64)
+        hi = np.empty(flow.shape[0], np.int64)
+        self.k.row_reach(flow, lo, hi)
         self.k.splat_accumulate(acc, src, flow, weight, np.float32(scale), lo, hi, self.nbands)
 
     def normalise(self, acc):

@@ -23,11 +23,12 @@ OFFSET = 1 << 20  # splat targets are never this far outside the image
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def row_reach(flow):  # pragma: no cover - compiled
-    """For each source row: the lowest and highest destination row its bilinear taps touch."""
+def row_reach(flow, lo, hi):  # pragma: no cover - compiled
+    """For each source row: the lowest and highest destination row its bilinear taps touch (into lo, hi).
+
+    The rows come back in arrays the caller made: a kernel that returned new arrays would call back into
+    Python to box them, and a Ctrl-C raised there, inside numba's code, crashed or hung the process."""
     h, w = flow.shape[0], flow.shape[1]
-    lo = np.full(h, h, np.int64)
-    hi = np.full(h, -1, np.int64)
     for y in prange(h):
         mn = h
         mx = -1
@@ -42,7 +43,6 @@ def row_reach(flow):  # pragma: no cover - compiled
                 mx = t + 1
         lo[y] = mn
         hi[y] = mx
-    return lo, hi
 
 
 @njit(inline="always", fastmath=_FAST)

@@ -4,8 +4,8 @@ It sits in `operators/` because the product's layout puts both faces there; it i
 because it runs without Blender (`stillflow ...` from a plain Python, and `blender --command stillflow`):
 `commands` (the commands; `codes` the exit codes), `parser` (options made from `core.job.PARAMS`), `item` (one photo),
 `batch` (many photos, resumable: `items` what a batch works on and its shards, `journal` its record in OUT_DIR,
-`worker` one item in a worker process, `ray_runner` the items as Ray tasks), `signals` (Ctrl-C and SIGTERM),
-`progress` (the progress bar).
+`worker` one item in a worker process, `ray_runner` the items as Ray tasks), `progress` (the progress bar).
+Ctrl-C and SIGTERM become KeyboardInterrupt through core.interrupts, which also holds them where needed.
 """
 
 from .codes import EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_USAGE

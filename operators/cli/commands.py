@@ -14,10 +14,10 @@ import logging
 import sys
 
 from ...core.errors import InputError, StillflowError
+from ...core.interrupts import as_keyboard_interrupt, caused_by_interrupt
 from . import batch, item, journal
 from .codes import EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_USAGE
 from .parser import ParserExit, UsageError, build_parser, job_from_args
-from .signals import caused_by_interrupt, sigterm_as_interrupt
 
 log = logging.getLogger("stillflow")
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None, prog: str = "stillflow") -> int:
 
         warnings.simplefilter("ignore")
     try:
-        with sigterm_as_interrupt():
+        with as_keyboard_interrupt():
             if args.command == "inspect":
                 return cmd_inspect(args)
             job = job_from_args(args)

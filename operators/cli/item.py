@@ -18,11 +18,11 @@ from pathlib import Path
 
 from ...core import imageio, staging
 from ...core.errors import InputError, StillflowError
+from ...core.interrupts import call_held
 from ...core.job import Job
 from ...core.pipeline import Pipeline, check_input_files, final_paths, load_inputs, motion_for
 from ...core.sinks import file_sinks
 from .progress import Bar
-from .signals import deferred
 
 log = logging.getLogger("stillflow.item")  # per-photo messages; `batch` keeps them for -v
 
@@ -96,7 +96,7 @@ def animate_file(image: Path, out: Path, job: Job, progress: bool = True, folder
     try:
         inputs = load_inputs(image, job, checked=True)
         run = Pipeline(job, inputs, sinks, out, stem, folder=folder, manifest=manifest)
-        run.commit_hook = deferred
+        run.commit_hook = call_held
         run.stage_owner = owner
         run_ref.append(run)
         bar = Bar(job.loop.frames, stem, progress)

@@ -13,15 +13,15 @@ import sys
 import time
 from pathlib import Path
 
+from ...core.interrupts import as_keyboard_interrupt, caused_by_interrupt
 from ...core.job import MANIFEST
-from .signals import caused_by_interrupt, sigterm_as_interrupt
 
 log = logging.getLogger("stillflow")
 
 
 def init_worker(level: int, quiet_loggers: tuple[str, ...] = (), n_jobs: int = 1) -> None:
     """Worker process set-up: die with the batch (Linux), log like it, share the cores with the other
-    workers (numba/torch/ONNX threads), turn SIGTERM into KeyboardInterrupt so cleanup runs."""
+    workers (numba/torch/ONNX threads), turn SIGTERM and SIGINT into KeyboardInterrupt so cleanup runs."""
     threads = str(max(1, (os.cpu_count() or 1) // max(1, n_jobs)))
     for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(var, threads)
@@ -37,7 +37,7 @@ def init_worker(level: int, quiet_loggers: tuple[str, ...] = (), n_jobs: int = 1
     logging.basicConfig(level=level, format="stillflow: %(message)s", stream=sys.stderr)
     for name in quiet_loggers:
         logging.getLogger(name).setLevel(logging.WARNING)
-    sigterm_as_interrupt().__enter__()  # SIGTERM -> KeyboardInterrupt -> staging folder removed
+    as_keyboard_interrupt().__enter__()  # SIGTERM/SIGINT -> KeyboardInterrupt -> staging folder removed
 
 
 def _sha1(path: Path) -> str:
