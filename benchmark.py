@@ -4,6 +4,8 @@
     .venv/bin/python benchmark.py                 # speed table at 1080p (engine vs torch / numpy references)
     .venv/bin/python benchmark.py --loop          # + a full 60-frame 1080p loop, engine time
     .venv/bin/python benchmark.py --memory-4k     # + peak memory of a 60-frame 3840x2160 loop (subprocess)
+    .venv/bin/python benchmark.py --skip-speed --end-to-end   # photo -> MP4 wall time and stage shares at
+                                                  # 720p and 1080p (60 frames), 1080p at 30 and 120 frames
     .venv/bin/python benchmark.py --quality       # quality figures of the bundled sample (hints + mask)
     .venv/bin/python benchmark.py --skip-speed --quality-real default renderer=splat
                                                   # sharpness, double images, seam... on real photos
@@ -153,6 +155,118 @@ def full_loop(h: int, w: int, frames: int, device: str) -> tuple[float, float, f
     return time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, holes
 
 
+class _Clock:
+    """Seconds spent per stage (a stage's time is what its blocks took)."""
+
+    def __init__(self):
+        self.spent: dict[str, float] = {}
+
+    def timed(self, stage: str, fn, *args):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.spent[stage] = self.spent.get(stage, 0.0) + time.perf_counter() - t0
+
+
+class _TimedSink:
+    """A sink whose frame writes and close (the encoders) are timed."""
+
+    def __init__(self, sink, clock: _Clock):
+        self.sink, self.clock, self.names = sink, clock, sink.names
+        self.label = type(sink).__name__
+
+    def open(self, *args):
+        self.clock.timed("write frames", self.sink.open, *args)
+
+    def write(self, *args):
+        self.clock.timed("write frames", self.sink.write, *args)
+
+    def close(self):
+        self.clock.timed("encode " + self.label.replace("Sink", "").lower(), self.sink.close)
+
+    def abort(self):
+        self.sink.abort()
+
+    def __getattr__(self, name):  # e.g. FramesSink.paths
+        return getattr(self.sink, name)
+
+
+def end_to_end(h: int, w: int, frames: int, fmt: str, device: str) -> dict:
+    """`stillflow animate` of the sample upscaled to w x h, the model's motion, into `fmt` (mp4: the
+    movie and the .blend), timed per stage; with the median time of one mid-loop engine splat at that size."""
+    import tempfile
+
+    from stillflow.core.imageio import save_png
+    from stillflow.core.job import Job
+    from stillflow.core.pipeline import Pipeline, load_inputs
+    from stillflow.operators.cli.item import sinks_for
+
+    clock = _Clock()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / f"sample_{w}x{h}.png"
+        save_png(src, render.frame_to_uint8(photo(h, w)))
+        list(render.render_loop(np.zeros((64, 64, 3), np.float32), np.ones((64, 64, 2), np.float32),
+                                LoopSpec(frames=3), device=device))  # kernels compiled/loaded outside
+        if fmt == "mp4":
+            clock.timed("import bpy", __import__, "bpy")
+        job = Job.from_dict({"loop": {"frames": frames}, "output": {"fmt": fmt}, "device": device})
+        t0 = time.perf_counter()
+        inputs = clock.timed("load photo", load_inputs, src, job)
+        run_ref: list = []
+        sinks = [_TimedSink(s, clock) for s in sinks_for(job, src.stem, src, run_ref)]
+        run = Pipeline(job, inputs, sinks, Path(tmp) / "out", src.stem)
+        run_ref.append(run)
+        (Path(tmp) / "out").mkdir()
+        marks = []
+        for step in run.steps():
+            marks.append((step.stage, time.perf_counter(), dict(clock.spent)))
+        wall = time.perf_counter() - t0 + clock.spent.get("import bpy", 0.0)
+        first_frame = next(m for m in marks if m[0] == "frame")
+        last_frame = [m for m in marks if m[0] == "frame"][-1]
+        writes = lambda m: m[2].get("write frames", 0.0)  # noqa: E731
+        clock.spent["motion"] = first_frame[1] - marks[0][1] - writes(first_frame) + writes(marks[0])
+        clock.spent["render"] = last_frame[1] - first_frame[1] - writes(last_frame) + writes(first_frame)
+    engine = engines.get_engine(device)
+    mid = np.zeros((h, w, 2), np.float32)
+    motion = river_field(h, w)
+    for _ in range(frames // 2):
+        mid = engine.step(motion, mid)
+    img, weight = photo(h, w), render.softmax_weight(motion)
+    acc = engine.zeros((h, w, 5))
+
+    def splat():
+        acc[...] = 0
+        engine.accumulate(acc, engine.asarray(img), engine.asarray(mid), engine.asarray(weight), 1.0)
+        sync(engine)
+
+    return {"size": f"{w}x{h}", "frames": frames, "fmt": fmt, "wall": wall, "stages": clock.spent,
+            "splat_ms": timeit(splat, 5), "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "engine": engine.name}
+
+
+E2E_SIZES = {"720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
+
+
+def end_to_end_table(sizes: list[str], frames_1080: list[int], fmt: str, device: str) -> None:
+    """Each run in a child process (its own peak memory, a cold start as a user gets it)."""
+    import json
+
+    runs = [(k, 60) for k in sizes] + [("1080p", n) for n in frames_1080 if n != 60 or "1080p" not in sizes]
+    print(f"end to end: the sample upscaled, the model's motion, -> {fmt}; ratio = wall / (2 x frames engine "
+          "splats at that size, measured in the same process)")
+    print(f"{'size':>10s} {'frames':>6s} {'wall s':>7s} {'x splats':>8s} {'peak MiB':>8s}  stages (s, share of wall)")
+    for key, n in runs:
+        h, w = E2E_SIZES[key]
+        out = subprocess.run([sys.executable, __file__, "--_child-e2e", f"{h},{w},{n},{fmt}", "--device", device],
+                             capture_output=True, text=True, check=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        ratio = r["wall"] / (2 * n * r["splat_ms"] / 1000.0)
+        stages = ", ".join(f"{k} {v:.1f} ({100 * v / r['wall']:.0f}%)"
+                           for k, v in sorted(r["stages"].items(), key=lambda kv: -kv[1]))
+        print(f"{r['size']:>10s} {n:6d} {r['wall']:7.1f} {ratio:8.2f} {r['rss_mib']:8.0f}  {stages}", flush=True)
+
+
 def quality(frames: int) -> None:
     from stillflow.core.hints import load_hints, mask_from_hints
     from stillflow.core.motion import predict_motion
@@ -230,8 +344,20 @@ def main() -> int:
     ap.add_argument("--max-size", type=int, default=960, help="photo size for --quality-real")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--end-to-end", nargs="*", metavar="SIZE", choices=sorted(E2E_SIZES),
+                    help="photo -> MP4 wall time and stage shares, 60 frames at each SIZE (default 720p 1080p; "
+                         "4k too with --end-to-end 720p 1080p 4k), plus 1080p at --e2e-frames")
+    ap.add_argument("--e2e-frames", type=int, nargs="*", default=[30, 120], metavar="N")
+    ap.add_argument("--e2e-format", default="mp4", choices=["mp4", "png", "webp", "gif", "exr"])
     ap.add_argument("--_child-4k", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--_child-e2e", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args._child_e2e:
+        import json
+
+        h, w, n, fmt = args._child_e2e.split(",")
+        print(json.dumps(end_to_end(int(h), int(w), int(n), fmt, args.device)))
+        return 0
     if args._child_4k:
         secs, rss, holes = full_loop(2160, 3840, 60, args.device)
         print(f"4K 60-frame loop: {secs:.1f} s, peak RSS {rss:.0f} MiB, max hole fraction {holes:.4f}")
@@ -244,6 +370,8 @@ def main() -> int:
               f"({1000 * secs / 60:.0f} ms/frame), max hole fraction {holes:.4f}")
     if args.memory_4k:
         subprocess.run([sys.executable, __file__, "--_child-4k", "--device", args.device], check=True)
+    if args.end_to_end is not None:
+        end_to_end_table(args.end_to_end or ["720p", "1080p"], args.e2e_frames, args.e2e_format, args.device)
     if args.quality:
         quality(60)
     if args.quality_real is not None:

@@ -237,7 +237,8 @@ def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpe
             # there only needs to be finite (the photo in place).
             disp, share = engine.stream_displacement(acc)
             np.nan_to_num(disp, copy=False, nan=0.0)
-            still &= (np.abs(disp) < 1e-3).all(axis=2)
+            still &= np.abs(disp[..., 0]) < 1e-3  # per component: .all(axis=2) took 18x as long
+            still &= np.abs(disp[..., 1]) < 1e-3
             streams.append((engine.sample(source, disp, engine.stretch(disp)), share))
         (a_img, sf), (b_img, sb) = streams
         wa = np.asarray(alpha * sf, np.float32)

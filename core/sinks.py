@@ -10,12 +10,17 @@ live on the Blender side (`operators/bpy_sinks.py`) and follow the same protocol
 - `FramesSink("png")`: 8-bit sRGB PNG frames in `<stem>_frames/frame_0000.png ...`
 - `FramesSink("exr")`: 32-bit float **scene-linear** EXR frames in `<stem>_exr/` (as OpenEXR, Blender and
   every compositor read EXR)
+- `FramesSink("bmp", hidden=True)`: uncompressed 8-bit frames for an encoder (the MP4's), never an output
+- A frame sink writes on a thread of its own, up to `FramesSink.AHEAD` frames behind the renderer, so the
+  file encoding (PNG's zlib, OpenEXR; both release the GIL) overlaps the next frame's rendering
 - `AnimationSink("gif" | "webp")`: one looping animated file `<stem>_loop.gif` / `.webp`
 """
 
 from __future__ import annotations
 
 import errno
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -48,17 +53,22 @@ def write_error(what: str, err: Exception) -> OutputError:
 
 
 class FramesSink:
-    """A folder of numbered frames: PNG (8-bit sRGB) or EXR (32-bit float, scene-linear)."""
+    """A folder of numbered frames: PNG (8-bit sRGB), EXR (32-bit float, scene-linear) or, for an encoder
+    only, BMP (8-bit sRGB, uncompressed: a seventh of PNG's time to write, and Blender reads it)."""
+
+    AHEAD = 2  # frames handed to the writer thread and not yet written, at most
 
     def __init__(self, stem: str, fmt: str = "png", even: bool = False, hidden: bool = False):
-        if fmt not in ("png", "exr"):
-            raise ValueError(f"FramesSink writes png or exr, not {fmt}")
+        if fmt not in ("png", "exr", "bmp") or (fmt == "bmp" and not hidden):
+            raise ValueError(f"FramesSink writes png or exr (bmp hidden, for an encoder), not {fmt}")
         self.fmt = fmt
         self.folder_name = f".frames-{fmt}" if hidden else output_names(stem)[fmt]
         self.names = [] if hidden else [self.folder_name]  # hidden: frames for an encoder, never an output
         self.even = even  # crop to even sizes (H.264 frames)
         self.folder: Path | None = None
         self.paths: list[Path] = []
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: deque = deque()
 
     def open(self, folder, width: int, height: int, loop: LoopSpec) -> None:
         self.folder = folder / self.folder_name
@@ -66,25 +76,49 @@ class FramesSink:
             self.folder.mkdir()
         except OSError as err:
             raise write_error(self.folder_name, err) from None
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="stillflow-frames")
 
     def write(self, index: int, rgb: np.ndarray) -> None:
         path = self.folder / frame_name(index, "." + self.fmt)
-        try:
-            if self.fmt == "exr":
-                save_exr_rgb(path, srgb_to_linear(rgb))
-            else:
-                if self.even:
-                    rgb = rgb[: rgb.shape[0] & ~1, : rgb.shape[1] & ~1]
-                save_png(path, frame_to_uint8(rgb))
-        except (OSError, RuntimeError) as err:  # OpenEXR raises RuntimeError
-            raise write_error(f"frame {path.name}", err) from None
+        if self.even:
+            rgb = rgb[: rgb.shape[0] & ~1, : rgb.shape[1] & ~1]
+        # Converted here, into an array of the thread's own: the renderer may reuse its buffers.
+        data = srgb_to_linear(rgb) if self.fmt == "exr" else frame_to_uint8(rgb)
+        while self._pending and (self._pending[0].done() or len(self._pending) >= self.AHEAD):
+            self._pending.popleft().result()  # a failed write raises its OutputError here
+        self._pending.append(self._writer.submit(self._save, path, data))
         self.paths.append(path)
 
+    def _save(self, path: Path, data: np.ndarray) -> None:
+        try:
+            if self.fmt == "exr":
+                save_exr_rgb(path, data)
+            elif self.fmt == "bmp":
+                from .imageio import pil
+
+                pil().fromarray(data).save(path, format="BMP")
+            else:
+                save_png(path, data)
+        except (OSError, RuntimeError) as err:  # OpenEXR raises RuntimeError
+            raise write_error(f"frame {path.name}", err) from None
+
     def close(self) -> None:
-        pass
+        """Every frame written (or the first failure raised)."""
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._stop()
 
     def abort(self) -> None:
+        self._stop()
         self.paths.clear()
+
+    def _stop(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True, cancel_futures=True)  # the frame being written finishes
+            self._writer = None
+        self._pending.clear()
 
 
 class AnimationSink:

@@ -18,13 +18,14 @@ from ..core.sinks import FramesSink
 
 
 class Mp4Sink:
-    """`<stem>_loop.mp4`: H.264 of PNG frames, its own hidden ones or those of a `FramesSink` beside it."""
+    """`<stem>_loop.mp4`: H.264 of 8-bit frames, its own hidden ones (BMP: uncompressed, quick to write and
+    for Blender to read) or the PNG frames of a `FramesSink` beside it."""
 
     def __init__(self, stem: str, frames_from: FramesSink | None = None, lossless: bool = False):
         self.names = [output_names(stem)["mp4"]]
         self.lossless = lossless
         self.frames_from = frames_from
-        self._own = None if frames_from is not None else FramesSink(stem, "png", even=True, hidden=True)
+        self._own = None if frames_from is not None else FramesSink(stem, "bmp", even=True, hidden=True)
 
     def open(self, folder, width: int, height: int, loop) -> None:
         self.path = folder / self.names[0]
@@ -39,13 +40,16 @@ class Mp4Sink:
     def close(self) -> None:
         from .encode import write_mp4
 
+        if self._own is not None:
+            self._own.close()  # its last frames written
         frames = (self._own or self.frames_from).paths
         write_mp4(frames, self.path, self.fps, lossless=self.lossless)
         if self._own is not None:
             shutil.rmtree(self._own.folder, ignore_errors=True)
 
     def abort(self) -> None:
-        pass
+        if self._own is not None:
+            self._own.abort()
 
 
 class BlendSink:
