@@ -75,42 +75,48 @@ def loop_warnings(motion: np.ndarray, settings: LoopSpec) -> list[str]:
     return out
 
 
-def fill_holes(rgb: np.ndarray, holes: np.ndarray, fallback: np.ndarray, tile: int = 64) -> None:
+def fill_holes(rgb: np.ndarray, holes: np.ndarray, fallback: np.ndarray, tile: int = 64, blur=None) -> None:
     """Fill hole pixels in place from a normalised blur of their valid neighbours.
 
-    Works tile by tile, only on tiles that hold holes (with a margin wide enough for the widest blur), so a
-    frame with a few holes costs a few small blurs, not full-frame ones. Radii grow (2, 6, 18 px) until
-    every hole has valid neighbours; the rest falls back to the input image.
+    Radii grow (2, 6, 18 px) until every hole has valid neighbours; the rest falls back to the input image.
+    Each radius works tile by tile, only on the tiles that still hold unfilled holes, each with a margin of
+    the blur's reach (three box passes: 3 radius + 2), so a frame with a few holes costs a few small blurs,
+    and the usual case (cracks the first radius fills) small ones. ``blur(arr (H, W, C), radius)``:
+    core.field.box_blur unless an engine gives its own (the compiled one: long loops have holes in most
+    tiles mid-loop, and numpy's blurs with the widest margin for every radius took half of a 120-frame
+    loop's time).
     """
     if not holes.any():
         return
-    from .field import box_blur
+    if blur is None:
+        from .field import box_blur as blur
 
     h, w = holes.shape
-    pad = 3 * 18 + 2
     nty, ntx = -(-h // tile), -(-w // tile)
-    padded = np.zeros((nty * tile, ntx * tile), bool)
-    padded[:h, :w] = holes
-    for by, bx in np.argwhere(padded.reshape(nty, tile, ntx, tile).any(axis=(1, 3))):
-        y0, y1 = by * tile, min(h, (by + 1) * tile)
-        x0, x1 = bx * tile, min(w, (bx + 1) * tile)
-        py0, py1, px0, px1 = max(0, y0 - pad), min(h, y1 + pad), max(0, x0 - pad), min(w, x1 + pad)
-        hole = holes[py0:py1, px0:px1]
-        valid = (~hole).astype(np.float32)
-        clean = np.where(hole[..., None], 0.0, rgb[py0:py1, px0:px1]).astype(np.float32)
-        todo = np.zeros_like(hole)
-        todo[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0] = hole[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
-        out = rgb[py0:py1, px0:px1]
-        for radius in (2, 6, 18):
-            den = box_blur(valid, radius)
-            ok = todo & (den > 1e-3)
+    todo = np.zeros((nty * tile, ntx * tile), bool)
+    todo[:h, :w] = holes
+    for radius in (2, 6, 18):
+        pad = 3 * radius + 2
+        for by, bx in np.argwhere(todo.reshape(nty, tile, ntx, tile).any(axis=(1, 3))):
+            y0, y1 = by * tile, min(h, (by + 1) * tile)
+            x0, x1 = bx * tile, min(w, (bx + 1) * tile)
+            py0, py1, px0, px1 = max(0, y0 - pad), min(h, y1 + pad), max(0, x0 - pad), min(w, x1 + pad)
+            hole = holes[py0:py1, px0:px1]
+            # The colour (zero in every original hole, filled or not) and the valid mask, blurred together.
+            stack = np.empty(hole.shape + (rgb.shape[2] + 1,), np.float32)
+            stack[..., :-1] = np.where(hole[..., None], 0.0, rgb[py0:py1, px0:px1])
+            stack[..., -1] = ~hole
+            blurred = blur(stack, radius)[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
+            den = blurred[..., -1]
+            want = todo[y0:y1, x0:x1]
+            ok = want & (den > 1e-3)
             if ok.any():
-                for c in range(rgb.shape[2]):
-                    out[..., c][ok] = box_blur(clean[..., c], radius)[ok] / den[ok]
-                todo &= ~ok
-            if not todo.any():
-                break
-        out[todo] = fallback[py0:py1, px0:px1][todo]
+                rgb[y0:y1, x0:x1][ok] = blurred[..., :-1][ok] / den[ok][:, None]
+                want &= ~ok
+        if not todo.any():
+            return
+    left = todo[:h, :w]
+    rgb[left] = fallback[left]
 
 
 def symmetric_splat(engine, acc, src, weight, fwd_flow, bwd_flow, alpha: float) -> None:
@@ -172,7 +178,7 @@ def render_loop(
         n_holes = int(holes.sum())
         if n_holes:
             if settings.fill_holes:
-                fill_holes(rgb, holes, img)
+                fill_holes(rgb, holes, img, blur=engine.box_blur)
             else:
                 rgb[holes] = img[holes]
         yield Frame(t, rgb, n_holes / float(h * w))
@@ -255,7 +261,7 @@ def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpe
         holes = (sf <= 0) & (sb <= 0)  # neither stream near: filled from the neighbours, as in "splat"
         n_holes = int(holes.sum())
         if n_holes:
-            fill_holes(rgb, holes, img)
+            fill_holes(rgb, holes, img, blur=engine.box_blur)
         np.clip(rgb, 0.0, 1.0, out=rgb)
         yield Frame(t, rgb, n_holes / float(h * w))
     log.info("rendered %d frames in %.2f s", n, time.perf_counter() - started)

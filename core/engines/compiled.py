@@ -130,6 +130,17 @@ class NumbaEngine(NumpyEngine):
         self.k.blend_detail(la, lb, wa, wb, mix, eblur, out)
         return out
 
+    def box_blur(self, arr, radius: int):
+        """Three compiled box passes (core.field.box_blur's Gaussian-like blur) of (H, W, C) float32."""
+        a = np.ascontiguousarray(arr, dtype=np.float32)
+        if radius < 1:
+            return a.copy()
+        tmp, out = np.empty_like(a), np.empty_like(a)
+        self.k.box_blur(a, tmp, out, radius)
+        for _ in range(2):
+            self.k.box_blur(out, tmp, out, radius)  # rows read `out` into tmp, columns write `out` from tmp
+        return out
+
     def blend(self, acc_f, acc_b, alpha):
         h, w, k = acc_f.shape
         if getattr(self, "_box", None) is None or self._box[0].shape != acc_f.shape:

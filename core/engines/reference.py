@@ -114,6 +114,12 @@ class SharpReference:
     def blend_detail(self, a_img, b_img, wa, wb):
         return blend_detail(a_img, b_img, wa, wb)
 
+    def box_blur(self, arr, radius: int):
+        """core.field.box_blur (three box passes, edges renormalised) of (H, W, C) float32."""
+        from ..field import box_blur
+
+        return box_blur(arr, radius)
+
 
 class NumpyEngine(SharpReference):
     """The plain reference: slow (seconds per 1080p frame), no dependency beyond numpy."""
