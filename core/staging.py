@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import InputError, OutputError
+from .interrupts import held
 
 PREFIX = ".stillflow-tmp-"
 MARKER = ".stillflow-stage"
@@ -90,8 +91,25 @@ def is_stage(path: Path) -> bool:
 
 
 def remove_stage(path: Path) -> None:
-    if is_stage(path):
-        shutil.rmtree(path, ignore_errors=True)
+    """Remove a stage, its marker last and with Ctrl-C and SIGTERM held: a second signal (the batch's
+    SIGTERM to a worker already cleaning up after the terminal's Ctrl-C) cut the removal short and left a
+    stage without its marker, which nothing would ever remove; a removal killed outright still leaves one
+    that a later run recognises and clears."""
+    if not is_stage(path):
+        return
+    with held():
+        for child in path.iterdir():
+            if child.name == MARKER:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    child.unlink()
+        with contextlib.suppress(OSError):
+            (path / MARKER).unlink()
+        with contextlib.suppress(OSError):
+            path.rmdir()
 
 
 def _alive(pid: int) -> bool:

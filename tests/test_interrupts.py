@@ -49,3 +49,37 @@ def test_a_ctrl_c_inside_a_callback_is_lost_unless_held():
     assert held.returncode == 130, held
     assert held.stdout.strip() == "block ran to its end|interrupted"
     assert "KeyboardInterrupt" not in held.stderr
+
+
+STAGE_SCRIPT = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    from pathlib import Path
+    from stillflow.core import staging
+    from stillflow.core.interrupts import as_keyboard_interrupt
+
+    stage = staging.Stage(Path(sys.argv[1]), "photo")
+    for i in range(4000):
+        (stage.path / f"f{i:04d}").write_bytes(b"x")
+
+    def sigterm_mid_removal():  # like the batch's SIGTERM to a worker that is cleaning up already
+        while len(os.listdir(stage.path)) > 2000:
+            time.sleep(0.0005)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with as_keyboard_interrupt():
+        threading.Thread(target=sigterm_mid_removal, daemon=True).start()
+        try:
+            stage.abort()
+            time.sleep(1)  # the signal arrives here at the latest
+        except KeyboardInterrupt:
+            print("interrupted; stage left:", stage.path.exists())
+            sys.exit(130)
+    print("not interrupted")
+""")
+
+
+def test_a_signal_during_a_stage_removal_waits_for_it_to_finish(tmp_path):
+    r = subprocess.run([sys.executable, "-c", STAGE_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 130 and r.stdout.strip() == "interrupted; stage left: False", (r.stdout, r.stderr)
+    assert list(tmp_path.iterdir()) == []
