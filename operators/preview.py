@@ -97,18 +97,20 @@ def gather(context):
     job = job_from_scene(settings, get_preferences(context))
     job.loop = LoopSpec(frames=FRAMES, fps=settings.fps, speed=settings.speed, renderer="splat")
     if settings.motion_source == "FIELD":
-        field = resize_field(blender_io.read_field(get_field_image(context, photo)), (h, w))
-        job.motion.source = "field"
-        return Inputs(rgb, None, field=field, name=photo.name), job
+        return _field_inputs(rgb, get_field_image(context, photo), job, photo.name)
     hints = mask_hints.gather_hints(context, *photo.size)
     if hints is not None:
         hints = hints.for_size(w, h)
     mask = blender_io.read_gray(settings.mask_image, (h, w)) if settings.mask_image else None
     if hints is None and mask is None and settings.field_image is not None:  # nothing drawn: the field
-        field = resize_field(blender_io.read_field(settings.field_image), (h, w))
-        job.motion.source = "field"
-        return Inputs(rgb, None, field=field, name=photo.name), job
+        return _field_inputs(rgb, settings.field_image, job, photo.name)
     return Inputs(rgb, None, hints, mask, name=photo.name), job
+
+
+def _field_inputs(rgb: np.ndarray, image, job, name: str):
+    """(Inputs, job) animating the field image, resized to the preview photo."""
+    job.motion.source = "field"
+    return Inputs(rgb, None, field=resize_field(blender_io.read_field(image), rgb.shape[:2]), name=name), job
 
 
 def _work(generation: int, inputs: Inputs, job) -> None:

@@ -91,3 +91,25 @@ def test_show_motion_draw_handler_registers_and_unregisters(hinted, stillflow_ex
         assert overlay.OVERLAY.handle is None and overlay.OVERLAY.text_handle is None
     finally:
         enable()
+
+
+def test_the_preview_of_a_field_image_animates_that_field(hinted, stillflow_ext):
+    """Motion source Field: the preview's inputs hold the field image's field, at the preview's size."""
+    bpy, settings = hinted
+    preview = sys.modules[f"{stillflow_ext[0]}.operators.preview"]
+    io = sys.modules[f"{stillflow_ext[0]}.operators.blender_io"]
+    w, h = settings.image.size
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    field = np.stack([np.sin(x / 17.0) * 2.0, np.cos(y / 11.0) - 0.5], axis=-1).astype(np.float32)
+    image = io.new_float_image("photo_motion_preview_test", w, h)
+    io.write_field(image, field)
+    settings.field_image = image
+    settings.motion_source = "FIELD"
+    try:
+        inputs, job = preview.gather(bpy.context)
+    finally:
+        settings.motion_source = "HINTS"
+        settings.field_image = None
+        bpy.data.images.remove(image)
+    assert job.motion.source == "field" and inputs.rgb.shape[:2] == (h, w)  # 160x90: no smaller than 480
+    np.testing.assert_allclose(inputs.field, field, atol=1e-5)
