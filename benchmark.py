@@ -78,6 +78,20 @@ def sync(engine):
         engine.torch.cuda.synchronize()
 
 
+def splat_ms(engine, img, flow, weight, reps: int, channels: int = 4) -> float:
+    """Median ms of one engine splat of ``img`` along ``flow`` into an accumulator of ``channels``
+    (zeroed each time; the GPU synchronised)."""
+    a_img, a_flow, a_w = engine.asarray(img), engine.asarray(flow), engine.asarray(weight)
+    acc = engine.zeros(img.shape[:2] + (channels,))
+
+    def run():
+        acc[...] = 0
+        engine.accumulate(acc, a_img, a_flow, a_w, 1.0)
+        sync(engine)
+
+    return timeit(run, reps)
+
+
 def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60) -> None:
     img = photo(h, w)
     motion = river_field(h, w)
@@ -95,17 +109,6 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
     if cuda:
         ways.append(("engine (torch CUDA)", engines.get_engine("cuda")))
     rows = []
-
-    def splat_ms(engine, flow, reps):
-        a_img, a_flow, a_w = engine.asarray(img), engine.asarray(flow), engine.asarray(weight)
-        acc = engine.zeros((h, w, 4))
-
-        def run():
-            acc[...] = 0
-            engine.accumulate(acc, a_img, a_flow, a_w, 1.0)
-            sync(engine)
-
-        return timeit(run, reps)
 
     def frame_ms(engine, reps):
         """One full middle frame as render_loop makes it by default: an Euler step, the forward and the
@@ -133,10 +136,11 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
         floor(floor_acc, img, mid, weight)
 
     floor_ms = timeit(floor_run, repeat)
-    ref_small = splat_ms(torch_cpu, small, max(1, repeat // 2))
-    ref_mid = splat_ms(torch_cpu, mid, max(1, repeat // 2))
+    ref_small = splat_ms(torch_cpu, img, small, weight, max(1, repeat // 2))
+    ref_mid = splat_ms(torch_cpu, img, mid, weight, max(1, repeat // 2))
     for label, eng in ways:
-        rows.append((label, splat_ms(eng, small, repeat), splat_ms(eng, mid, repeat), frame_ms(eng, repeat)))
+        rows.append((label, splat_ms(eng, img, small, weight, repeat), splat_ms(eng, img, mid, weight, repeat),
+                     frame_ms(eng, repeat)))
     rows.append(("torch index_add_ (reference)", ref_small, ref_mid, frame_ms(torch_cpu, max(1, repeat // 2))))
     t0 = time.perf_counter()
     acc = reference.splat_reference(img, small, weight)
@@ -265,15 +269,8 @@ def end_to_end(h: int, w: int, frames: int, fmt: str, device: str) -> dict:
     for _ in range(frames // 2):
         mid = engine.step(motion, mid)
     img, weight = photo(h, w), render.softmax_weight(motion)
-    acc = engine.zeros((h, w, 5))
-
-    def splat():
-        acc[...] = 0
-        engine.accumulate(acc, engine.asarray(img), engine.asarray(mid), engine.asarray(weight), 1.0)
-        sync(engine)
-
     return {"size": f"{w}x{h}", "frames": frames, "fmt": fmt, "wall": wall, "stages": clock.spent,
-            "splat_ms": timeit(splat, 5), "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "splat_ms": splat_ms(engine, img, mid, weight, 5, channels=5), "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "engine": engine.name}
 
 
