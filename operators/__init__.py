@@ -22,6 +22,7 @@ _MODULES = (
     "preferences",
     "ops_hints",
     "ops_field",
+    "ops_regions",
     "outputs",
     "ops_render",
     "preview",

@@ -4,6 +4,8 @@ Layers (names compared case-insensitively):
 - "arrows": open splines; first point = arrow start, last point = arrow end.
 - "motion": closed splines (3+ points) = motion-mask polygons.
 - "freeze": closed splines (3+ points) = frozen regions; 1- or 2-point splines = anchor points.
+- "freeze (holes)": like "freeze"; Region from Motion and Snap to Edges keep the still holes of the region
+  they write here (a boat in a lake), and replace them when run again.
 Bezier handles are ignored: the control points are the polygon.
 
 An arrow means "this point moves from start to end in N frames": velocity = (end - start) / N. N travels
@@ -31,7 +33,7 @@ import bpy
 
 from ..core.hints import DEFAULT_ARROW_FRAMES, Arrow, Hints
 
-ARROWS, MOTION, FREEZE = "arrows", "motion", "freeze"
+ARROWS, MOTION, FREEZE, HOLES = "arrows", "motion", "freeze", "freeze (holes)"
 FRAMES_KEY = "stillflow_arrow_frames"  # the list of earlier versions (by spline index)
 RADIUS_KEY = "stillflow_freeze_radius"
 WEIGHT_SCALE = 10000.0  # frames <-> first point's weight: weight = 1 - frames / WEIGHT_SCALE
@@ -120,7 +122,7 @@ def hints_from_mask(mask, width: int, height: int) -> Hints:
             pts = points(spline)
             if len(pts) >= 3:
                 hints.motion_polygons.append(pts)
-    for layer in _layers(mask, FREEZE):
+    for layer in _layers(mask, FREEZE) + _layers(mask, HOLES):
         for spline in layer.splines:
             pts = points(spline)
             if len(pts) >= 3 and spline.use_cyclic:
@@ -167,6 +169,42 @@ def fill_mask(mask, hints: Hints, width: int, height: int) -> None:
     for pt in hints.freeze_points:
         _spline(freeze, [pt], width, height, cyclic=False)
     mask.layers.active = arrows
+
+
+def region_splines(mask, selected_only: bool = False) -> list:
+    """The closed splines (3+ points) of the motion layers; with ``selected_only``, those with a selected
+    point."""
+    return [sp for layer in _layers(mask, MOTION) for sp in layer.splines
+            if sp.use_cyclic and len(sp.points) >= 3
+            and (not selected_only or any(p.select for p in sp.points))]
+
+
+def spline_polygon(spline, width: int, height: int) -> list:
+    return [mask_to_pixel(p.co, width, height) for p in spline.points]
+
+
+def write_region(mask, region: Hints, width: int, height: int, replace: list | None = None) -> None:
+    """Put ``region``'s motion polygons in the motion layer and its freeze polygons (the region's holes) in
+    the "freeze (holes)" layer. ``replace``: the motion splines it takes the place of (default: all of them,
+    and every earlier hole)."""
+    motion = _layer(mask, MOTION)
+    holes = _layer(mask, HOLES)
+    if replace is None:
+        for layer in _layers(mask, MOTION):
+            for spline in list(layer.splines):
+                layer.splines.remove(spline)
+        for spline in list(holes.splines):
+            holes.splines.remove(spline)
+    else:
+        for layer in _layers(mask, MOTION):
+            for spline in [sp for sp in layer.splines if any(sp == r for r in replace)]:
+                layer.splines.remove(spline)
+    region = region.for_size(width, height)
+    for poly in region.motion_polygons:
+        _spline(motion, poly, width, height, cyclic=True)
+    for poly in region.freeze_polygons:
+        _spline(holes, poly, width, height, cyclic=True)
+    mask.layers.active = motion
 
 
 def new_hints_mask(name: str, hints: Hints | None, width: int, height: int):

@@ -8,6 +8,7 @@ import bpy
 from .flow_material import STILLFLOW_OT_export_flowmap, STILLFLOW_OT_flow_material
 from .ops_field import STILLFLOW_OT_field_from_mesh, STILLFLOW_OT_field_to_mesh, STILLFLOW_OT_predict_motion
 from .ops_hints import STILLFLOW_OT_export_hints, STILLFLOW_OT_import_hints, STILLFLOW_OT_new_hints
+from .ops_regions import STILLFLOW_OT_region_from_motion, STILLFLOW_OT_snap_region
 from .ops_render import STILLFLOW_OT_render_loop
 from .overlay import OVERLAY, STILLFLOW_OT_show_motion
 from .preview import PREVIEW_IMAGE, STATE, STILLFLOW_OT_live_preview
@@ -65,6 +66,9 @@ def draw_hints(layout, context) -> None:
     row = col.row(align=True)
     row.operator(STILLFLOW_OT_import_hints.bl_idname, text="Import", icon="IMPORT")
     row.operator(STILLFLOW_OT_export_hints.bl_idname, text="Export", icon="EXPORT")
+    row = col.row(align=True)
+    row.operator(STILLFLOW_OT_region_from_motion.bl_idname, text="Region from Motion", icon="MOD_FLUIDSIM")
+    row.operator(STILLFLOW_OT_snap_region.bl_idname, text="Snap to Edges", icon="SNAP_ON")
     if settings.hints is not None:
         col.prop(settings, "arrow_frames")
         col.prop(settings, "freeze_radius")

@@ -233,3 +233,69 @@ def test_geometry_nodes_edit_reaches_the_field(field_setup):
 
     assert bpy.ops.stillflow.field_from_mesh() == {"FINISHED"}
     np.testing.assert_allclose(io.read_field(image, (40, 64)), 2 * field, atol=1e-5)
+
+
+def _lake_photo(bpy, w=160, h=96):
+    """A dark photo with a bright 'lake' (an ellipse) holding a dark 'boat'; the pixels as core reads them."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    lake = ((xx - 80) / 50.0) ** 2 + ((yy - 50) / 30.0) ** 2 < 1
+    boat = (np.abs(xx - 80) < 9) & (np.abs(yy - 50) < 6)
+    rgb = np.full((h, w, 3), 0.15, np.float32)
+    rgb[lake] = (0.2, 0.5, 0.9)
+    rgb[boat] = (0.9, 0.9, 0.85)
+    photo = bpy.data.images.new("lake", w, h)
+    rgba = np.ones((h, w, 4), np.float32)
+    rgba[..., :3] = rgb
+    photo.pixels.foreach_set(rgba[::-1].ravel())
+    bpy.context.scene.stillflow.image = photo
+    return photo, lake, boat
+
+
+def _drawn(mh, mask, w, h):
+    from stillflow.core.hints import freeze_from_hints, mask_from_hints
+
+    hints = mh.hints_from_mask(mask, w, h)
+    region = mask_from_hints(hints, (h, w)) > 0.5
+    freeze = freeze_from_hints(hints, (h, w))
+    return hints, region & (freeze > 0.5 if freeze is not None else True)
+
+
+def test_region_from_motion_draws_the_moving_region_into_the_hints_mask(blender, stillflow_ext):
+    """Issue 12, item 3: the region the field moves (here the lake, not its boat) becomes the hints Mask's
+    motion layer, its hole the "freeze (holes)" layer; run again, it replaces them."""
+    bpy = blender
+    io = ext(stillflow_ext, "operators.blender_io")
+    mh = ext(stillflow_ext, "operators.mask_hints")
+    photo, lake, boat = _lake_photo(bpy)
+    field = np.zeros((96, 160, 2), np.float32)
+    field[lake & ~boat, 0] = 0.8
+    io.write_field(io.new_float_image("lake_motion", 160, 96), field)
+    with pytest.raises(RuntimeError, match="No shape to snap"):  # nothing drawn yet: one clear line
+        bpy.ops.stillflow.snap_region()
+    for _ in range(2):
+        assert bpy.ops.stillflow.region_from_motion() == {"FINISHED"}
+    mask = bpy.context.scene.stillflow.hints
+    assert len(mask.layers["motion"].splines) == 1 and len(mask.layers["freeze (holes)"].splines) == 1
+    hints, drawn = _drawn(mh, mask, 160, 96)
+    want = lake & ~boat
+    assert (drawn & want).sum() / (drawn | want).sum() > 0.85
+    assert len(hints.freeze_polygons) == 1 and not drawn[50, 80]  # the boat is held still
+
+
+def test_snap_to_edges_moves_a_rough_shape_onto_the_lake(blender, stillflow_ext):
+    bpy = blender
+    mh = ext(stillflow_ext, "operators.mask_hints")
+    from stillflow.core.hints import Hints
+
+    photo, lake, boat = _lake_photo(bpy)
+    rough = Hints(motion_polygons=[[(24, 14), (136, 12), (138, 88), (22, 90)]])  # a box around the lake
+    mask = mh.new_hints_mask("lake_hints", rough, 160, 96)
+    bpy.context.scene.stillflow.hints = mask
+    _, before = _drawn(mh, mask, 160, 96)
+    assert bpy.ops.stillflow.snap_region(looseness=8.0) == {"FINISHED"}
+    _, after = _drawn(mh, mask, 160, 96)
+
+    def iou(a):
+        return (a & lake).sum() / (a | lake).sum()
+
+    assert iou(before) < 0.8 and iou(after) > 0.9

@@ -103,7 +103,8 @@ def cmd_animate(args: argparse.Namespace, job) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, job) -> int:
-    print(item.predict_file(args.image, args.output, job))
+    for path in item.predict_file(args.image, args.output, job, write_hints=args.write_hints):
+        print(path)
     return EXIT_OK
 
 

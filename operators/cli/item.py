@@ -117,21 +117,45 @@ def animate_file(image: Path, out: Path, job: Job, progress: bool = True, folder
                       max(run.hole_fractions, default=0.0))
 
 
-def predict_file(image: Path, output: Path, job: Job) -> Path:
-    """Write the motion field of `image` to `output` (.exr or .npy), atomically, with the user's umask."""
-    image, output = Path(image), Path(output)
-    if output.suffix.lower() not in (".exr", ".npy"):
-        raise InputError(f"-o must end in .exr or .npy, not {output.suffix or 'nothing'}")
+def predict_file(image: Path, output: Path | None, job: Job, write_hints: Path | None = None) -> list[Path]:
+    """Write the motion field of `image` to `output` (.exr or .npy) and, with `write_hints`, the moving region
+    it proposes as a hints file (`core.regions.propose_hints`); each atomically, nothing replaced unless the
+    job says overwrite. Returns the paths written."""
+    image = Path(image)
+    targets = [Path(p) for p in (output, write_hints) if p is not None]
+    if not targets:
+        raise InputError("predict writes a field (-o FIELD.npy|.exr), a hints file (--write-hints FILE.json) "
+                         "or both: give at least one")
+    if output is not None and Path(output).suffix.lower() not in (".exr", ".npy"):
+        raise InputError(f"-o must end in .exr or .npy, not {Path(output).suffix or 'nothing'}")
+    if write_hints is not None and Path(write_hints).suffix.lower() != ".json":
+        raise InputError(f"--write-hints must end in .json, not {Path(write_hints).suffix or 'nothing'}")
+    if len(targets) == 2 and targets[0].resolve() == targets[1].resolve():
+        raise InputError("-o and --write-hints name the same file")
     if not job.output.overwrite:
-        staging.refuse_existing([output])
-    if output.is_dir() and not output.is_symlink():
-        raise InputError(f"{output} is a folder: choose a file name for the field")
+        staging.refuse_existing(targets)
+    for p in targets:
+        if p.is_dir() and not p.is_symlink():
+            raise InputError(f"{p} is a folder: choose a file name")
+        imageio.check_writable_dir(p.parent if str(p.parent) else Path("."))
     check_input_files(image, job)
-    imageio.check_writable_dir(output.parent if str(output.parent) else Path("."))
-    motion = motion_for(load_inputs(image, job, checked=True), job)
-    with staging.atomic_file(output) as tmp:
-        imageio.save_field(tmp, motion.field)
-    return output
+    inputs = load_inputs(image, job, checked=True)
+    motion = motion_for(inputs, job)
+    proposal = None
+    if write_hints is not None:
+        from ...core.hints import save_hints
+        from ...core.regions import propose_hints
+
+        proposal = propose_hints(inputs.rgb, motion.field, inputs.hints, inputs.original_size)
+        log.info("%s: proposed %d moving region(s) and %d still hole(s)", image.name,
+                 len(proposal.motion_polygons), len(proposal.freeze_polygons))
+    if output is not None:
+        with staging.atomic_file(output) as tmp:
+            imageio.save_field(tmp, motion.field)
+    if proposal is not None:
+        with staging.atomic_file(write_hints) as tmp:
+            save_hints(proposal, tmp)
+    return targets
 
 
 def flowmap_file(image: Path, output: Path, job: Job, y: str = "down") -> tuple[Path, Path]:

@@ -141,7 +141,11 @@ def build_parser(prog: str = "stillflow", version: str = "") -> argparse.Argumen
                        description="Write the motion field alone (two float channels, pixels per frame; "
                                    "row 0 top, +dy down) to edit it and animate with --motion FIELD.")
     p.add_argument("image", type=Path, metavar="IMAGE")
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="FIELD.exr|FIELD.npy")
+    p.add_argument("-o", "--output", type=Path, metavar="FIELD.exr|FIELD.npy")
+    p.add_argument("--write-hints", type=Path, metavar="HINTS.json",
+                   help="also write the moving region the motion proposes, snapped to the photo's edges, as a "
+                        "hints file to accept or edit (motion polygons, holes as freeze polygons, your arrows "
+                        "kept); animate with --hints HINTS.json")
 
     fm = sub.add_parser("flowmap", parents=[common], help="write the motion as a flow map for game engines",
                         description="Write the photo's motion as a flow map: an 8-bit PNG (R = dx, G = dy, 128 = "
