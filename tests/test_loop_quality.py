@@ -185,3 +185,15 @@ def test_gif_and_webp_loops_keep_the_still_picture_still(tmp_path):
         # GIF: one palette, no error diffusion (was about 2/255 with a dither pattern per frame);
         # WebP: one keyframe (lossy frames still drift by up to about half a level)
         assert figures["still_step_max"] <= limit, (fmt, figures["still_step_max"])
+
+
+def test_phase_map_spreads_a_small_region_over_the_whole_loop():
+    """A plume in a tenth of the picture gets crossing moments spread evenly over [0, 1], as the whole picture
+    does without a region (before, such a region took the few values its part of the map held)."""
+    region = np.zeros((90, 160), bool)
+    region[20:50, 100:120] = True
+    inside = phase_map((90, 160), region=region)[region]
+    assert inside.min() < 0.02 and inside.max() > 0.98
+    assert np.histogram(inside, bins=5, range=(0, 1))[0].min() > 0.15 * inside.size
+    plain = phase_map((90, 160))[region]
+    assert plain.max() - plain.min() < 0.9  # what it was: part of the range only
