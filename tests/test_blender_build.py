@@ -100,7 +100,7 @@ def test_build_install_enable(blender, stillflow_ext, tmp_path):
     ]
     assert not [f for f in files if f.startswith("models/") and f.endswith(".py")]
     assert "LICENSE" in files and "benchmark.py" not in files
-    assert not [f for f in files if f.startswith(("models/training/", "models/realset/"))]
+    assert not [f for f in files if f.startswith(("models/training/", "models/realset/", "models/trainset_real/"))]
     run(blender_ext_tool(), "validate", "--valid-tags", _blender_tags(tmp_path), linux)
     _install_and_enable(blender, stillflow_ext, linux, tmp_path / "repo")
 
