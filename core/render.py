@@ -191,7 +191,7 @@ def phase_map(shape: tuple[int, int], seed: int = 0, cells: int = 3, region: np.
     With ``region`` (bool (H, W): the pixels that move) the values are spread evenly over that region's own
     pixels, so a canal or a plume that covers a small part of the picture crosses over at moments spread
     through the loop too, not at the few its part of the picture happened to get (measured over the 8 photos
-    of `benchmark.py --quality-real`: the worst frame's detail 0.84 -> 0.90 of the photo's on the steam
+    of `benchmark.py --quality-real`: the worst frame's detail 0.84 -> 0.895 of the photo's on the steam
     photo and its max/min over the loop 1.36 -> 1.15; the issue's table has the rest)."""
     from .field import box_blur, resize_bilinear
 
