@@ -1,6 +1,7 @@
 """Stillflow's operators on the real bpy module: predict, render, outputs, cancel, undo, bad input."""
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,10 @@ def test_cancel_leaves_no_files(blender, stillflow_ext, photo, tmp_path):
     job, _why = ops_render.make_job(bpy.context)
     job.start()
     assert job.step(0.0) is False and job.done == 1
+    # frames are written on the sink's writer thread: wait until the first one is on disk, then cancel
+    deadline = time.monotonic() + 30.0
+    while not list((tmp_path / "out").glob(".stillflow-tmp-*/*/*.png")) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert list((tmp_path / "out").glob(".stillflow-tmp-*/*/*.png"))
     job.cancel()
     assert not any((tmp_path / "out").rglob("*.png"))
