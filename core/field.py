@@ -12,6 +12,7 @@ import numpy as np
 from .errors import InputError
 
 FIELD_SUFFIX = "_motion"  # a photo's field image in Blender is "<photo name>_motion"
+MOTION_THRESHOLD = 0.2161635  # px/frame: |M| above this counts as moving (the reference method's data)
 
 
 def validate_field(field: np.ndarray, shape: tuple[int, int] | None = None, what: str = "motion field") -> np.ndarray:

@@ -23,10 +23,10 @@ from collections import deque
 
 import numpy as np
 
-from .field import box_blur, resize_bilinear
+from .field import MOTION_THRESHOLD, box_blur, resize_bilinear
 from .hints import Hints, Point
 
-THRESHOLD = 0.2161635  # px/frame at 512 px: the reference data's motion threshold
+THRESHOLD = MOTION_THRESHOLD  # at 512 px on the long side, the scale the model runs at
 WORK = 384  # px on the long side for labelling and outlines
 MIN_PART = 0.01  # of the picture: smaller parts are specks
 MIN_HOLE = 0.002  # of the picture: smaller holes are filled
@@ -154,9 +154,8 @@ def _simplify(loop: np.ndarray, tol: float) -> np.ndarray:
     """Douglas-Peucker on a closed outline: split at its two farthest points, simplify both halves."""
     if len(loop) <= 4:
         return loop
-    i = 0
     j = int(np.argmax(((loop - loop[0]) ** 2).sum(1)))
-    halves = [np.vstack([loop[i:j + 1]]), np.vstack([loop[j:], loop[:1]])]
+    halves = [loop[:j + 1], np.vstack([loop[j:], loop[:1]])]
     out = []
     for half in halves:
         keep = np.zeros(len(half), bool)
@@ -195,10 +194,8 @@ def region_hints(region: np.ndarray, image_size: tuple[int, int] | None = None, 
     small = clean(resize_bilinear(np.asarray(region, np.float32), (wh, ww)) > 0.5, min_part, min_hole)
     sx, sy = width / ww, height / wh
     hints = Hints(image_size=(int(width), int(height)))
-    for loop in _loops(small):
+    for loop in _loops(small):  # `clean` left no part and no hole too small to keep
         area = _signed_area(loop)  # > 0: clockwise on screen (y down): an outer outline
-        if abs(area) < (min_part if area > 0 else min_hole) * wh * ww:
-            continue
         pts = _simplify(loop, tolerance)
         if len(pts) < 3:
             continue
@@ -243,7 +240,9 @@ def snap_to_edges(rgb: np.ndarray, rough: np.ndarray, band: float = 0.04, work: 
     px = max(2, int(round(band * max(wh, ww))))
     core = _shrink(drawn, px)
     if not core.any():  # drawn thinner than the band: keep its middle
-        core = _shrink(drawn, max(1, px // 4)) if _shrink(drawn, max(1, px // 4)).any() else drawn
+        core = _shrink(drawn, max(1, px // 4))
+        if not core.any():
+            core = drawn
     outside = ~_grow(drawn, px)
     ring = _grow(drawn, 2 * px) & outside
     if not ring.any():  # the drawing covers the picture: nothing to tell it from

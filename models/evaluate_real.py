@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.field import MOTION_THRESHOLD
 from ..core.hints import dense_from_arrows, load_hints, mask_from_hints
 from ..core.imageio import load_image
 from ..core.motion import predict_motion
 
 REALSET = Path(__file__).resolve().parent / "realset"
-THRESHOLD = 0.2161635  # px/frame: the reference data's motion threshold
+THRESHOLD = MOTION_THRESHOLD  # px/frame: the reference data's motion threshold
 STILL = 0.2  # px/frame: a still pixel moving faster than this is a defect a viewer sees
 
 

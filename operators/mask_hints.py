@@ -189,16 +189,9 @@ def write_region(mask, region: Hints, width: int, height: int, replace: list | N
     and every earlier hole)."""
     motion = _layer(mask, MOTION)
     holes = _layer(mask, HOLES)
-    if replace is None:
-        for layer in _layers(mask, MOTION):
-            for spline in list(layer.splines):
-                layer.splines.remove(spline)
-        for spline in list(holes.splines):
-            holes.splines.remove(spline)
-    else:
-        for layer in _layers(mask, MOTION):
-            for spline in [sp for sp in layer.splines if any(sp == r for r in replace)]:
-                layer.splines.remove(spline)
+    for layer in _layers(mask, MOTION) + ([holes] if replace is None else []):
+        for spline in [sp for sp in layer.splines if replace is None or any(sp == r for r in replace)]:
+            layer.splines.remove(spline)
     region = region.for_size(width, height)
     for poly in region.motion_polygons:
         _spline(motion, poly, width, height, cyclic=True)

@@ -12,11 +12,22 @@ from . import mask_hints
 from .common import get_photo, reports_errors, safe_stem, unique_datablock_name
 
 
-def _show_mask(context, mask) -> None:
+def show_mask(context, mask) -> None:
+    """Show ``mask`` in the Image Editor's Mask mode, when the operator runs from one."""
     space = getattr(context, "space_data", None)
     if space is not None and space.type == "IMAGE_EDITOR":
         space.mode = "MASK"
         space.mask = mask
+
+
+def add_photo_hints(context, photo, hints=None, base: str | None = None):
+    """A new hints Mask for ``photo`` (filled from ``hints``; named ``base`` or after the photo, made unique),
+    set as the scene's hints and shown."""
+    name = unique_datablock_name(bpy.data.masks, base or f"{photo.name}_hints")
+    mask = mask_hints.new_hints_mask(name, hints, *photo.size)
+    context.scene.stillflow.hints = mask
+    show_mask(context, mask)
+    return mask
 
 
 class STILLFLOW_OT_new_hints(bpy.types.Operator):
@@ -28,11 +39,7 @@ class STILLFLOW_OT_new_hints(bpy.types.Operator):
 
     @reports_errors
     def execute(self, context):
-        photo = get_photo(context)
-        name = unique_datablock_name(bpy.data.masks, f"{photo.name}_hints")
-        mask = mask_hints.new_hints_mask(name, None, *photo.size)
-        context.scene.stillflow.hints = mask
-        _show_mask(context, mask)
+        add_photo_hints(context, get_photo(context))
         return {"FINISHED"}
 
 
@@ -54,12 +61,8 @@ class STILLFLOW_OT_import_hints(bpy.types.Operator, ImportHelper):
         if hints.image_size is None:
             hints.image_size = (width, height)
         hints.for_size(width, height).validate(width, height)
-        name = unique_datablock_name(
-            bpy.data.masks, safe_stem(os.path.splitext(os.path.basename(self.filepath))[0])
-        )
-        mask = mask_hints.new_hints_mask(name, hints, width, height)
-        context.scene.stillflow.hints = mask
-        _show_mask(context, mask)
+        base = safe_stem(os.path.splitext(os.path.basename(self.filepath))[0])
+        mask = add_photo_hints(context, photo, hints, base)
         self.report(
             {"INFO"},
             f"Imported {len(hints.arrows)} arrows and "

@@ -9,20 +9,17 @@ from ..core import regions
 from ..core.errors import InputError
 from ..core.hints import rasterize_polygons
 from . import blender_io, mask_hints
-from .common import get_field_image, get_photo, reports_errors, unique_datablock_name
+from .common import get_field_image, get_photo, reports_errors
+from .ops_hints import add_photo_hints, show_mask
 
 
 def _hints_mask(context, photo):
-    """The scene's hints Mask, made (and shown) when there is none."""
-    settings = context.scene.stillflow
-    if settings.hints is None:
-        name = unique_datablock_name(bpy.data.masks, f"{photo.name}_hints")
-        settings.hints = mask_hints.new_hints_mask(name, None, *photo.size)
-    space = getattr(context, "space_data", None)
-    if space is not None and space.type == "IMAGE_EDITOR":
-        space.mode = "MASK"
-        space.mask = settings.hints
-    return settings.hints
+    """The scene's hints Mask, shown; made when there is none."""
+    mask = context.scene.stillflow.hints
+    if mask is None:
+        return add_photo_hints(context, photo)
+    show_mask(context, mask)
+    return mask
 
 
 class STILLFLOW_OT_region_from_motion(bpy.types.Operator):

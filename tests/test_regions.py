@@ -4,12 +4,9 @@ public domain, models/realset/LICENSES.md); the real ONNX model for the command 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+import stillflow_cli_test_helpers as cli  # registered by conftest.py
 from stillflow.core import regions
 from stillflow.core.hints import load_hints, mask_from_hints, rasterize_polygons
 from stillflow.models import evaluate_real as ev
@@ -61,19 +58,14 @@ def test_snapping_a_region_drawn_over_nothing_gives_nothing():
     assert not regions.snap_to_edges(img, np.zeros((60, 80), np.float32)).any()
 
 
-def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "stillflow.operators.cli", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_predict_write_hints_on_a_real_photo(tmp_path):
     """The proposal of the real model on a real lake photo: a hints file whose region is where the field
-    moves, the user's arrows kept; animate reads it back; it is never written over."""
+    moves; the user's arrows kept; never written over; one clear line when there is nothing to write."""
     photo = tmp_path / "bay.jpg"
     photo.write_bytes((ev.REALSET / "lake_calm_bay_574021.jpg").read_bytes())
     out = tmp_path / "bay.proposed.json"
-    r = run_cli("predict", photo, "-o", tmp_path / "bay.npy", "--write-hints", out, "--motion", "model",
-                cwd=tmp_path)
+    r = cli.run_cli("predict", photo, "-o", tmp_path / "bay.npy", "--write-hints", out, "--motion", "model",
+                    timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     hints = load_hints(out)
     field = np.load(tmp_path / "bay.npy")
@@ -84,16 +76,14 @@ def test_predict_write_hints_on_a_real_photo(tmp_path):
     assert drawn.mean() < 0.95  # the hills around the bay are left out
 
     before = out.read_bytes()
-    again = run_cli("predict", photo, "--write-hints", out, cwd=tmp_path)
+    again = cli.run_cli("predict", photo, "--write-hints", out, timeout=300, cwd=tmp_path)
     assert again.returncode == 2 and "already exists" in again.stderr and out.read_bytes() == before
-    none = run_cli("predict", photo, cwd=tmp_path)
-    assert none.returncode == 2 and none.stderr.strip().splitlines()[-1].startswith("stillflow: error:")
+    none = cli.run_cli("predict", photo, timeout=300, cwd=tmp_path)
+    assert none.returncode == 2 and cli.one_line_error(none.stderr).startswith("stillflow: error:")
 
-    # With the user's arrows: they are kept, and the region lies inside the arrows' moving part
-    arrows = tmp_path / "arrows.json"
-    arrows.write_text(json.dumps({"stillflow_hints": 1, "image_size": [w, h],
-                                  "arrows": [{"start": [300, 400], "end": [340, 400], "frames": 40}]}))
+    # With the user's arrows: they are kept beside the proposed region
+    arrows = cli.write_hints(tmp_path / "arrows.json", [((300, 400), (340, 400), 40)], (w, h))
     guided = tmp_path / "guided.json"
-    r = run_cli("predict", photo, "--hints", arrows, "--write-hints", guided, cwd=tmp_path)
+    r = cli.run_cli("predict", photo, "--hints", arrows, "--write-hints", guided, timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert len(load_hints(guided).arrows) == 1 and load_hints(guided).motion_polygons

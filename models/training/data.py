@@ -28,10 +28,11 @@ import math
 import cv2
 import numpy as np
 
+from ...core.field import MOTION_THRESHOLD
+
 # Training seeds are 0 .. EVAL_SEED_START - 1; evaluation uses seeds from EVAL_SEED_START up, never trained on.
 EVAL_SEED_START = 10_000_000
 
-MOTION_THRESHOLD = 0.2161635  # px/frame, |M| above this counts as moving (reference data)
 
 # ----------------------------------------------------------------------------------------------------------
 # noise helpers

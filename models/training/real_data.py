@@ -77,7 +77,7 @@ def load_labelled(folder: Path = TRAINSET) -> list[dict]:
         if hints.image_size is None:
             hints.image_size = (w0, h0)
         hints = hints.for_size(w, h)
-        still = rasterize_polygons(hints.freeze_polygons, (h, w)) if hints.freeze_polygons else np.zeros((h, w), np.float32)
+        still = rasterize_polygons(hints.freeze_polygons, (h, w))  # zeros when there is none
         move = np.zeros((h, w), np.float32)
         arrow_w = np.zeros((h, w), np.float32)
         for poly in hints.motion_polygons:

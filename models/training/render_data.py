@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...core.field import MOTION_THRESHOLD
 from ...core.imageio import linear_to_srgb
 
 KINDS = ("sea", "waterfall", "river", "clouds")
@@ -442,8 +443,6 @@ def cache_path(seed, cache=DEFAULT_CACHE):
 
 def load_cached(seed, cache=DEFAULT_CACHE):
     """The cached scene for ``seed``: dict(rgb float32 [0,1], motion float32, mask float32, kind)."""
-    from .data import MOTION_THRESHOLD
-
     with np.load(cache_path(seed, cache)) as z:
         rgb = z["rgb"].astype(np.float32) / 255.0
         motion = z["motion"].astype(np.float32)
@@ -490,8 +489,8 @@ def main(argv=None):
         done += 1
         mag = np.linalg.norm(s["motion"], axis=-1)
         print(
-            f"seed {seed} {s['kind']:9s} {time.time() - t:5.1f}s  moving {(mag > 0.2161635).mean() * 100:4.1f}%  "
-            f"p90 speed {np.percentile(mag[mag > 0.2161635], 90) if (mag > 0.2161635).any() else 0:.2f}",
+            f"seed {seed} {s['kind']:9s} {time.time() - t:5.1f}s  moving {(mag > MOTION_THRESHOLD).mean() * 100:4.1f}%  "
+            f"p90 speed {np.percentile(mag[mag > MOTION_THRESHOLD], 90) if (mag > MOTION_THRESHOLD).any() else 0:.2f}",
             flush=True,
         )
     print(f"rendered {done} scenes in {time.time() - t0:.0f}s -> {cache}")
