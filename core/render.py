@@ -185,29 +185,27 @@ def render_loop(
     log.info("rendered %d frames in %.2f s", n, time.perf_counter() - started)
 
 
-def phase_map(shape: tuple[int, int], seed: int = 0, cells: int = 3, region: np.ndarray | None = None) -> np.ndarray:
+def phase_map(shape: tuple[int, int], seed: int = 0, cells: int = 3, region: np.ndarray | None = None,
+              blur=None) -> np.ndarray:
     """A smooth random field (H, W) with values spread evenly over [0, 1] (by rank), features about a
     third of the short side: where in the loop each region crosses from one stream to the other.
     With ``region`` (bool (H, W): the pixels that move) the values are spread evenly over that region's own
     pixels, so a canal or a plume that covers a small part of the picture crosses over at moments spread
     through the loop too, not at the few its part of the picture happened to get (measured over the 8 photos
     of `benchmark.py --quality-real`: the worst frame's detail 0.84 -> 0.895 of the photo's on the steam
-    photo and its max/min over the loop 1.36 -> 1.15; the issue's table has the rest)."""
-    from .field import box_blur, resize_bilinear
+    photo and its max/min over the loop 1.36 -> 1.15; the issue's table has the rest). ``blur``: an engine's
+    box blur of (H, W, C) (core.field.box_blur's, compiled), else core.field's."""
+    from .field import box_blur, even_spread, resize_bilinear
 
     h, w = shape
     rng = np.random.default_rng(seed)
     gh = max(2, round(cells * h / min(h, w)) + 1)
     gw = max(2, round(cells * w / min(h, w)) + 1)
     u = resize_bilinear(rng.random((gh, gw)).astype(np.float32), (h, w))
-    u = box_blur(u, max(1, min(h, w) // (4 * cells)))
-    if region is None or not region.any():
-        ranks = np.empty(u.size, np.float32)
-        ranks[np.argsort(u, axis=None, kind="stable")] = np.linspace(0.0, 1.0, u.size, dtype=np.float32)
-        return ranks.reshape(h, w)
-    inside = np.sort(u[region])  # every pixel takes its rank among the region's values
-    ranks = np.searchsorted(inside, u).astype(np.float32) / np.float32(max(inside.size - 1, 1))
-    return np.clip(ranks, 0.0, 1.0)
+    radius = max(1, min(h, w) // (4 * cells))
+    u = blur(u[..., None], radius)[..., 0] if blur is not None else box_blur(u, radius)
+    # every pixel takes its rank among the region's values
+    return even_spread(u, region if region is not None and region.any() else None)
 
 
 def crossfade(t: int, n: int, centre: np.ndarray | float, width: float) -> np.ndarray | float:
@@ -244,7 +242,7 @@ def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpe
     width = settings.crossfade
     spread = min(settings.phase_spread, 1.0 - width)
     moving = np.hypot(motion[..., 0], motion[..., 1]) > 1e-3
-    centre = 0.5 + spread * (phase_map((h, w), region=moving) - 0.5) if spread > 0 else 0.5
+    centre = 0.5 + spread * (phase_map((h, w), region=moving, blur=engine.box_blur) - 0.5) if spread > 0 else 0.5
     started = time.perf_counter()
     for t in range(1, n):
         flow = engine.step(m_fwd, flow)
@@ -253,25 +251,17 @@ def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpe
         acc_b[...] = 0.0
         engine.accumulate(acc_f, coords, flow, weight, 1.0)
         engine.accumulate(acc_b, coords, backward.get(n - t), weight, 1.0)
-        streams = []
-        still = np.ones((h, w), bool)
-        for acc in (acc_f, acc_b):
-            # Where a stream has nothing near, its share is 0 and the other stream shows; its own picture
-            # there only needs to be finite (the photo in place).
-            disp, share = engine.stream_displacement(acc)
-            np.copyto(disp, 0.0, where=np.isnan(disp))  # (nan_to_num also hunts infinities: 6x the time)
-            still &= np.abs(disp[..., 0]) < 1e-3  # per component: .all(axis=2) took 18x as long
-            still &= np.abs(disp[..., 1]) < 1e-3
-            streams.append((engine.sample(source, disp, engine.stretch(disp)), share))
+        still = np.ones((h, w), bool)  # pixels neither stream moves
+        streams = [engine.sharp_stream(acc, source, still) for acc in (acc_f, acc_b)]
         (a_img, sf), (b_img, sb) = streams
         wa = np.asarray(alpha * sf, np.float32)
         wb = np.asarray((1.0 - alpha) * sb, np.float32)
-        rgb = engine.blend_detail(a_img, b_img, wa, wb)
-        rgb[still] = img[still]  # nothing reached these pixels but themselves: the photo, exactly
+        # where nothing reached a pixel but itself (still): the photo, exactly; all clipped to [0, 1]
+        rgb = engine.blend_detail(a_img, b_img, wa, wb, still, img)
         holes = (sf <= 0) & (sb <= 0)  # neither stream near: filled from the neighbours, as in "splat"
         n_holes = int(holes.sum())
         if n_holes:
             fill_holes(rgb, holes, img, blur=engine.box_blur)
-        np.clip(rgb, 0.0, 1.0, out=rgb)
+            np.clip(rgb, 0.0, 1.0, out=rgb)
         yield Frame(t, rgb, n_holes / float(h * w))
     log.info("rendered %d frames in %.2f s", n, time.perf_counter() - started)

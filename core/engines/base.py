@@ -41,14 +41,11 @@ class Engine(Protocol):
     def sharp_source(self, img) -> Any:
         """What `sample` reads: the photo split into a smooth base and its finest detail."""
 
-    def stream_displacement(self, acc) -> tuple[Any, Any]:
-        """A coordinate stream (H, W, 4) -> (displacement (H, W, 2), NaN where empty; share (H, W))."""
+    def sharp_stream(self, acc, source, still) -> tuple[Any, Any]:
+        """A coordinate stream (H, W, 4) -> (the photo sampled at its mean source positions, its finest
+        detail kept where the stream is not stretched, (H, W, 3); its share (H, W)); clears ``still``
+        (bool (H, W)) where the stream moves a pixel."""
 
-    def stretch(self, disp) -> Any:
-        """det(I + grad disp) clipped to [0, 1]: how much finest detail a stretched stream keeps (H, W)."""
-
-    def sample(self, source, disp, keep) -> Any:
-        """The photo at (x + dx, y + dy), its finest detail scaled by ``keep``: (H, W, 3)."""
-
-    def blend_detail(self, a_img, b_img, wa, wb) -> Any:
-        """Two renderings blended by weights wa, wb with their detail's contrast kept."""
+    def blend_detail(self, a_img, b_img, wa, wb, still=None, photo=None) -> Any:
+        """Two renderings blended by weights wa, wb with their detail's contrast kept; with ``still``, the
+        photo exactly there and everything clipped to [0, 1]."""

@@ -88,46 +88,24 @@ class NumbaEngine(NumpyEngine):
         holes = np.isnan(out[..., 0])
         return out, holes
 
-    def _scratch(self, key, shape):
-        bufs = self.__dict__.setdefault("_bufs", {})
-        buf = bufs.get(key)
-        if buf is None or buf.shape != shape:
-            buf = bufs[key] = np.empty(shape, np.float32)
-        return buf
-
-    def stream_displacement(self, acc):
+    def sharp_stream(self, acc, source, still):
+        base, detail, dither = source
         h, w = acc.shape[:2]
-        own, tmp, sums = (self._scratch(k, (h, w, 4)) for k in ("own", "tmp4", "sums4"))
-        self.k.displacement_sums(acc, own)
-        self.k.box3(own, tmp, sums)
-        disp = np.empty((h, w, 2), np.float32)
+        out = np.empty((h, w, base.shape[2]), np.float32)
         share = np.empty((h, w), np.float32)
-        self.k.stream_displacement(own, sums, disp, share, np.float32(EPS))
-        return disp, share
+        self.k.sharp_stream(acc, base, detail, dither, np.float32(EPS), out, share, still)
+        return out, share
 
-    def stretch(self, disp):
-        out = np.empty(disp.shape[:2], np.float32)
-        self.k.stretch(np.ascontiguousarray(disp), out)
-        return out
-
-    def sample(self, src, disp, keep):
-        base, detail, dither = src
-        out = np.empty_like(detail)
-        self.k.sample_sharp(base, detail, dither, np.ascontiguousarray(disp), keep, out)
-        return out
-
-    def blend_detail(self, a_img, b_img, wa, wb, radius: int = 2):
+    def blend_detail(self, a_img, b_img, wa, wb, still=None, photo=None, radius: int = 2):
         shape = a_img.shape
-        tmp, la, lb, mix = (self._scratch(k, shape) for k in ("tmp3", "la", "lb", "mix"))
-        self.k.box_blur(a_img, tmp, la, radius)
-        self.k.box_blur(b_img, tmp, lb, radius)
         wa = np.ascontiguousarray(np.broadcast_to(wa, shape[:2]), dtype=np.float32)
         wb = np.ascontiguousarray(np.broadcast_to(wb, shape[:2]), dtype=np.float32)
-        energy, etmp, eblur = (self._scratch(k, shape[:2] + (2,)) for k in ("e", "etmp", "eblur"))
-        self.k.detail_energies(a_img, b_img, la, lb, wa, wb, mix, energy)
-        self.k.box_blur(energy, etmp, eblur, radius)
+        a_img, b_img = np.ascontiguousarray(a_img), np.ascontiguousarray(b_img)
         out = np.empty(shape, np.float32)
-        self.k.blend_detail(la, lb, wa, wb, mix, eblur, out)
+        finish = still is not None
+        if not finish:
+            still, photo = np.zeros((1, 1), bool), a_img
+        self.k.blend_detail_bands(a_img, b_img, wa, wb, radius, still, photo, finish, out)
         return out
 
     def box_blur(self, arr, radius: int):
