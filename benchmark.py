@@ -128,6 +128,26 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
 
         return timeit(run, reps)
 
+    def sharp_frame_ms(engine, reps):
+        """One middle frame of the default ("sharp") renderer: an Euler step, the two coordinate splats,
+        each stream's picture, the detail-keeping blend (as core.render._render_sharp)."""
+        source = engine.sharp_source(img)
+        a_w, a_m, a_f, a_b = (engine.asarray(a) for a in (weight, motion, mid, -mid))
+        acc, acc_b = engine.zeros((h, w, 4)), engine.zeros((h, w, 4))
+
+        def run():
+            f = engine.step(a_m, a_f)
+            acc[...] = 0.0
+            acc_b[...] = 0.0
+            engine.accumulate_coords(acc, f, a_w)
+            engine.accumulate_coords(acc_b, a_b, a_w)
+            still = np.ones((h, w), bool)
+            (pa, sa), (pb, sb) = (engine.sharp_stream(a, source, still) for a in (acc, acc_b))
+            engine.blend_detail(pa, pb, 0.5 * sa, 0.5 * sb, still, img)
+            sync(engine)
+
+        return timeit(run, reps)
+
     floor = _floor_pass()
     floor_acc = np.zeros((h, w, 4), np.float32)
 
@@ -140,16 +160,20 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
     ref_mid = splat_ms(torch_cpu, img, mid, weight, max(1, repeat // 2))
     for label, eng in ways:
         rows.append((label, splat_ms(eng, img, small, weight, repeat), splat_ms(eng, img, mid, weight, repeat),
-                     frame_ms(eng, repeat)))
-    rows.append(("torch index_add_ (reference)", ref_small, ref_mid, frame_ms(torch_cpu, max(1, repeat // 2))))
+                     frame_ms(eng, repeat), sharp_frame_ms(eng, repeat)))
+    rows.append(("torch index_add_ (reference)", ref_small, ref_mid, frame_ms(torch_cpu, max(1, repeat // 2)),
+                 float("nan")))  # (its sharp path finishes in numpy: the numpy reference's time)
     t0 = time.perf_counter()
     acc = reference.splat_reference(img, small, weight)
     np_ms = 1000 * (time.perf_counter() - t0)
     del acc
-    rows.append(("numpy np.add.at (reference)", np_ms, float("nan"), float("nan")))
-    print(f"{'way':34s} {'splat f1 ms':>11s} {'x torch':>8s} {'splat mid ms':>12s} {'x torch':>8s} {'full frame ms':>13s}")
-    for label, a, b, c in rows:
-        print(f"{label:34s} {a:11.1f} {ref_small / a:8.2f} {b:12.1f} {ref_mid / b if b == b else float('nan'):8.2f} {c:13.1f}")
+    rows.append(("numpy np.add.at (reference)", np_ms, float("nan"), float("nan"), float("nan")))
+    print(f"{'way':34s} {'splat f1 ms':>11s} {'x torch':>8s} {'splat mid ms':>12s} {'x torch':>8s} "
+          f"{'splat frame ms':>14s} {'sharp frame ms':>14s}")
+    for label, a, b, c, d in rows:
+        print(f"{label:34s} {a:11.1f} {ref_small / a:8.2f} {b:12.1f} {ref_mid / b if b == b else float('nan'):8.2f} "
+              f"{c:14.1f} {d:14.1f}")
+    print("(splat frame: renderer=splat, the coverage blend; sharp frame: the default renderer)")
     print(f"{'floor (same reads, one add a pixel)':34s} {floor_ms:11.1f}   engine splat f1 / mid: "
           f"{rows[0][1] / floor_ms:.2f}x / {rows[0][2] / floor_ms:.2f}x the floor (target at most 1.5x)")
     print(f"CUDA used: {'yes' if cuda else 'no (no GPU visible to torch)'}; "

@@ -231,8 +231,6 @@ def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpe
     region crossing over at its own moment."""
     n = settings.frames
     h, w = img.shape[:2]
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    coords = engine.asarray(np.stack([gx, gy], -1))
     weight = engine.asarray(softmax_weight(motion, settings.z, settings.z_gain))
     source = engine.sharp_source(img)
     m_fwd = engine.asarray(motion)
@@ -249,8 +247,8 @@ def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpe
         alpha = crossfade(t, n, centre, width)
         acc_f[...] = 0.0
         acc_b[...] = 0.0
-        engine.accumulate(acc_f, coords, flow, weight, 1.0)
-        engine.accumulate(acc_b, coords, backward.get(n - t), weight, 1.0)
+        engine.accumulate_coords(acc_f, flow, weight)
+        engine.accumulate_coords(acc_b, backward.get(n - t), weight)
         still = np.ones((h, w), bool)  # pixels neither stream moves
         streams = [engine.sharp_stream(acc, source, still) for acc in (acc_f, acc_b)]
         (a_img, sf), (b_img, sb) = streams

@@ -59,8 +59,13 @@ def test_sharp_path_engine_matches_reference(photo):
     for flow in ((rng.standard_normal((hh, ww, 2)) * 1.5).astype(np.float32), (smooth * 3).astype(np.float32)):
         flow[10:14, 20:30] = np.nan  # particles that left the image
         flow[40:60, 60:90] = 0.0  # a still patch
+        weight = rng.random((hh, ww)).astype(np.float32) + 0.5
         acc = np.zeros((hh, ww, 4), np.float32)
-        eng.accumulate(acc, np.stack([gx, gy], -1), flow, rng.random((hh, ww)).astype(np.float32) + 0.5, 1.0)
+        eng.accumulate(acc, np.stack([gx, gy], -1), flow, weight, 1.0)
+        for e in (eng, ref):  # the coordinate splat that reads no coordinate array
+            own = np.zeros_like(acc)
+            e.accumulate_coords(own, flow, weight)
+            np.testing.assert_allclose(own, acc, rtol=1e-6, atol=1e-4)
         s_ref, s_eng = np.ones((hh, ww), bool), np.ones((hh, ww), bool)
         img_ref, share_ref = ref.sharp_stream(acc, source, s_ref)
         img_eng, share_eng = eng.sharp_stream(acc, source, s_eng)

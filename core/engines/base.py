@@ -41,6 +41,9 @@ class Engine(Protocol):
     def sharp_source(self, img) -> Any:
         """What `sample` reads: the photo split into a smooth base and its finest detail."""
 
+    def accumulate_coords(self, acc, flow, weight) -> None:
+        """``accumulate`` (scale 1) of each pixel's own coordinates (x, y): a coordinate stream (H, W, 4)."""
+
     def sharp_stream(self, acc, source, still) -> tuple[Any, Any]:
         """A coordinate stream (H, W, 4) -> (the photo sampled at its mean source positions, its finest
         detail kept where the stream is not stretched, (H, W, 3); its share (H, W)); clears ``still``

@@ -76,11 +76,14 @@ class NumbaEngine(NumpyEngine):
         self.k.euler_step(motion, flow, out)
         return out
 
-    def accumulate(self, acc, src, flow, weight, scale):
+    def accumulate(self, acc, src, flow, weight, scale, coords=False):
         lo = np.empty(flow.shape[0], np.int64)
         hi = np.empty(flow.shape[0], np.int64)
         self.k.row_reach(flow, lo, hi)
-        self.k.splat_accumulate(acc, src, flow, weight, np.float32(scale), lo, hi, self.nbands)
+        self.k.splat_accumulate(acc, src, flow, weight, np.float32(scale), lo, hi, self.nbands, coords)
+
+    def accumulate_coords(self, acc, flow, weight):
+        self.accumulate(acc, flow, flow, weight, 1.0, coords=True)  # flow stands in for the unread source
 
     def normalise(self, acc):
         out = np.empty(acc.shape[:2] + (acc.shape[2] - 1,), np.float32)

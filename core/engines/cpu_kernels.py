@@ -67,11 +67,12 @@ def _tap(af, i, tap, ww, r, g, b, src, sy, sx, c, scale, count):  # pragma: no c
 
 
 @njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
-def splat_accumulate(acc, src, flow, weight, scale, lo, hi, nbands):  # pragma: no cover - compiled
+def splat_accumulate(acc, src, flow, weight, scale, lo, hi, nbands, coords):  # pragma: no cover - compiled
     """acc[..., :C] += scale * w * src and acc[..., C] += scale * w, splatted bilinearly along flow.
 
     When acc has a channel more (C + 2), it also counts coverage: acc[..., C + 1] += scale * bilinear tap.
-    RGB and coordinate sources take an unrolled path (about a third faster than the channel loop).
+    With ``coords`` the source is each pixel's own coordinates (x, y), not read from src (give any array
+    of 2 channels). RGB and coordinate sources take an unrolled path (a third faster than the channel loop).
     """
     h, w, c = src.shape
     nk = acc.shape[2]
@@ -102,6 +103,9 @@ def splat_accumulate(acc, src, flow, weight, scale, lo, hi, nbands):  # pragma: 
                     r = src[sy, sx, 0] * ww
                     g = src[sy, sx, 1] * ww
                     b = src[sy, sx, 2] * ww
+                elif coords:
+                    r = sx * ww
+                    g = sy * ww
                 elif c == 2:
                     r = src[sy, sx, 0] * ww
                     g = src[sy, sx, 1] * ww

@@ -102,6 +102,15 @@ class SharpReference:
     def sharp_source(self, img):
         return sharp_source(img, blur=self.box_blur)
 
+    def accumulate_coords(self, acc, flow, weight):
+        """``accumulate`` of each pixel's own coordinates (x, y) along flow, scale 1."""
+        h, w = acc.shape[:2]
+        grid = getattr(self, "_grid_xy", None)
+        if grid is None or grid.shape[:2] != (h, w):
+            gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+            grid = self._grid_xy = self.asarray(np.stack([gx, gy], -1))
+        self.accumulate(acc, grid, flow, weight, 1.0)
+
     def stream_displacement(self, acc):
         return stream_displacement(self.to_numpy(acc))
 
