@@ -8,6 +8,8 @@ Per photo, with no hints and no mask given to the model (what `--motion model` s
 - IoU: the predicted moving region (|M| > 0.2161635 px/frame at the photo's 960 px size) against the true
   one (photos where nothing moves: 1 when nothing is predicted to move, else 0);
 - still moving: the fraction of the truly still pixels that the prediction moves by more than 0.2 px/frame;
+- still drift: the fraction of the truly still pixels that it moves at all (a loop slides them each way, and
+  the renderer resamples them: exactly still, they are the photo itself in every frame);
 - cosine: the mean cosine between predicted and true direction inside the true region (0 where the
   prediction is zero);
 - and, with the arrows given as hints, the speed ratio at the arrows (predicted speed / drawn speed, median
@@ -62,7 +64,8 @@ def scores(field: np.ndarray, mask: np.ndarray, direction: np.ndarray, scale: fl
         iou = float(not moving.any())
         cos = float("nan")
     still = ~mask
-    return {"iou": iou, "still_moving": float((speed[still] > STILL).mean()) if still.any() else 0.0, "cos": cos}
+    return {"iou": iou, "still_moving": float((speed[still] > STILL).mean()) if still.any() else 0.0,
+            "still_drift": float((speed[still] > 0.0).mean()) if still.any() else 0.0, "cos": cos}
 
 
 def arrow_scores(field: np.ndarray, hints, scale: float) -> tuple[float, float]:
@@ -106,7 +109,8 @@ def evaluate(paths: list[Path], size: int, model_path: str | None = None) -> lis
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = ("iou", "iou_everything", "still_moving", "still_down", "cos", "cos_down", "speed_ratio", "arrow_cos")
+    cols = ("iou", "iou_everything", "still_moving", "still_drift", "still_down", "cos", "cos_down", "speed_ratio",
+            "arrow_cos")
     print(f"{'photo':32s} " + " ".join(f"{c:>14s}" for c in cols))
     for r in rows:
         print(f"{r['photo'][:32]:32s} " + " ".join(f"{r[c]:14.3f}" for c in cols))
