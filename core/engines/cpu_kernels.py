@@ -66,6 +66,18 @@ def _tap(af, i, tap, ww, r, g, b, src, sy, sx, c, scale, count):  # pragma: no c
         af[i + c + 1] += tap * scale
 
 
+@njit(inline="always", fastmath=_FAST)
+def _premultiplied(src, sy, sx, c, coords, ww):  # pragma: no cover - compiled
+    """(r, g, b) = ww x the source pixel for RGB and coordinate sources (the unrolled taps), else zeros."""
+    if c == 3:
+        return src[sy, sx, 0] * ww, src[sy, sx, 1] * ww, src[sy, sx, 2] * ww
+    if coords:
+        return sx * ww, sy * ww, 0.0
+    if c == 2:
+        return src[sy, sx, 0] * ww, src[sy, sx, 1] * ww, 0.0
+    return 0.0, 0.0, 0.0
+
+
 @njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
 def splat_accumulate(acc, src, flow, weight, scale, lo, hi, nbands, coords):  # pragma: no cover - compiled
     """acc[..., :C] += scale * w * src and acc[..., C] += scale * w, splatted bilinearly along flow.
@@ -90,6 +102,12 @@ def splat_accumulate(acc, src, flow, weight, scale, lo, hi, nbands, coords):  # 
                 fy = flow[sy, sx, 1]
                 if fx != fx or fy != fy:  # NaN: the particle left the image
                     continue
+                if fx == 0.0 and fy == 0.0:  # a particle at rest (still land): one tap of 1 on its own pixel
+                    if y0 <= sy < y1:
+                        ww = weight[sy, sx] * scale
+                        r, g, b = _premultiplied(src, sy, sx, c, coords, ww)
+                        _tap(af, np.uint64((sy * w + sx) * nk), 1.0, ww, r, g, b, src, sy, sx, c, scale, count)
+                    continue
                 tx = sx + fx
                 ty = sy + fy
                 # floor without a libm call: targets stay within one step of the image, far above -OFFSET
@@ -98,17 +116,7 @@ def splat_accumulate(acc, src, flow, weight, scale, lo, hi, nbands, coords):  # 
                 ax = tx - ix
                 ay = ty - iy
                 ww = weight[sy, sx] * scale
-                r = g = b = 0.0
-                if c == 3:
-                    r = src[sy, sx, 0] * ww
-                    g = src[sy, sx, 1] * ww
-                    b = src[sy, sx, 2] * ww
-                elif coords:
-                    r = sx * ww
-                    g = sy * ww
-                elif c == 2:
-                    r = src[sy, sx, 0] * ww
-                    g = src[sy, sx, 1] * ww
+                r, g, b = _premultiplied(src, sy, sx, c, coords, ww)
                 in0 = 0 <= ix < w
                 in1 = -1 <= ix < w - 1
                 if y0 <= iy < y1:
@@ -137,6 +145,10 @@ def euler_step(motion, flow, out):  # pragma: no cover - compiled
         for x in range(w):
             fx = flow[y, x, 0]
             fy = flow[y, x, 1]
+            if fx == 0.0 and fy == 0.0:  # at its own pixel (still land, every particle's first step): exact
+                out[y, x, 0] = motion[y, x, 0]
+                out[y, x, 1] = motion[y, x, 1]
+                continue
             px = x + fx
             py = y + fy
             if not (px >= 0.0 and py >= 0.0 and px <= w - 1 and py <= h - 1):
