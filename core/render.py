@@ -250,8 +250,7 @@ def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpe
         engine.accumulate_coords(acc_f, flow, weight)
         engine.accumulate_coords(acc_b, backward.get(n - t), weight)
         still = np.ones((h, w), bool)  # pixels neither stream moves
-        streams = [engine.sharp_stream(acc, source, still) for acc in (acc_f, acc_b)]
-        (a_img, sf), (b_img, sb) = streams
+        (a_img, sf), (b_img, sb) = (engine.sharp_stream(acc, source, still) for acc in (acc_f, acc_b))
         wa = np.asarray(alpha * sf, np.float32)
         wb = np.asarray((1.0 - alpha) * sb, np.float32)
         # where nothing reached a pixel but itself (still): the photo, exactly; all clipped to [0, 1]

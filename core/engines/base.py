@@ -39,7 +39,7 @@ class Engine(Protocol):
 
     # The detail-keeping ("sharp") renderer; numpy in and out (reference.py explains the path).
     def sharp_source(self, img) -> Any:
-        """What `sample` reads: the photo split into a smooth base and its finest detail."""
+        """What `sharp_stream` samples: the photo split into a smooth base and its finest detail."""
 
     def accumulate_coords(self, acc, flow, weight) -> None:
         """``accumulate`` (scale 1) of each pixel's own coordinates (x, y): a coordinate stream (H, W, 4)."""

@@ -392,7 +392,7 @@ BAND = 32  # rows per band: halos of 2-4 rows cost about a tenth
 @njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
 def sharp_stream(acc, base, detail, dither, eps, out, share, still):  # pragma: no cover - compiled
     """One coordinate stream acc (H, W, 4) -> out (H, W, 3), the photo sampled at the stream's displacement
-    (``stream_displacement``, NaN read as 0, ``stretch``, ``sample_sharp``), and share (H, W);
+    (reference.stream_displacement, NaN read as 0, reference.stretch, reference.sample_sharp), and share (H, W);
     still[y, x] is cleared where the displacement is 1e-3 px or more."""
     h, w = acc.shape[0], acc.shape[1]
     nbands = (h + BAND - 1) // BAND
@@ -524,7 +524,9 @@ def _box_row(img, ya, yb, r, vs, row):  # pragma: no cover - compiled
         for i in range(m):
             o[i] *= inv
     lo = min(r, w)
-    for x in list(range(lo)) + list(range(max(lo, w - r), w)):
+    hi = max(lo, w - r)
+    for e in range(lo + w - hi):  # the columns within r of either edge: 0 .. lo - 1, then hi .. w - 1
+        x = e if e < lo else e - lo + hi
         xa = max(0, x - r)
         xb = min(w - 1, x + r)
         inv_e = 1.0 / (ny * (xb - xa + 1))
@@ -537,7 +539,8 @@ def _box_row(img, ya, yb, r, vs, row):  # pragma: no cover - compiled
 
 @njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
 def blend_detail_bands(a_img, b_img, wa, wb, r, still, photo, finish, out):  # pragma: no cover - compiled
-    """``detail_energies`` and ``blend_detail`` with their three box blurs (radius r), in bands of rows.
+    """reference.blend_detail (its three box blurs of radius r, the detail energies, the gain), in bands of
+    rows.
     With ``finish``: the photo where ``still`` (H, W), and everything clipped to [0, 1]."""
     h, w, c = a_img.shape
     nbands = (h + BAND - 1) // BAND
