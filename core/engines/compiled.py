@@ -124,11 +124,6 @@ class NumbaEngine(NumpyEngine):
 
     def blend(self, acc_f, acc_b, alpha):
         h, w, k = acc_f.shape
-        if getattr(self, "_box", None) is None or self._box[0].shape != acc_f.shape:
-            self._box = tuple(np.empty((h, w, k), np.float32) for _ in range(3))  # reused every frame
-        tmp, sums_f, sums_b = self._box
-        self.k.box3(acc_f, tmp, sums_f)
-        self.k.box3(acc_b, tmp, sums_b)
         out = np.empty((h, w, k - 2), np.float32)
-        self.k.blend_streams(acc_f, sums_f, acc_b, sums_b, np.float32(alpha), out, np.float32(EPS))
+        self.k.blend_streams(acc_f, acc_b, np.float32(alpha), out, np.float32(EPS))
         return out, np.isnan(out[..., 0])

@@ -20,6 +20,7 @@ _FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # give or take rounding): its own normalised splat is the colour there.
 DENSE = 0.98
 OFFSET = 1 << 20  # splat targets are never this far outside the image
+BAND = 32  # rows per band of the banded kernels: their halos of 1-4 rows cost about a tenth
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -227,35 +228,24 @@ def _add_rows3(rows, i, up, down, out):  # pragma: no cover - compiled
             out[j] += r2[j]
 
 
-@njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
-def box3(acc, tmp, out):  # pragma: no cover - compiled
-    """out = 3x3 sums of every channel of acc (pixels outside the image count as 0); tmp: scratch."""
-    h, w, k = acc.shape
-    n = w * k
-    for y in prange(h):
-        _sum3(acc[y].reshape(n), k, tmp[y].reshape(n))
-    flat = tmp.reshape(h, n)
-    for y in prange(h):
-        _add_rows3(flat, y, y > 0, y + 1 < h, out[y].reshape(n))
-
-
 @njit(inline="always", fastmath=_FAST)
 def _stream_colour(acc, sums, npix, y, x, c, eps, rgb):  # pragma: no cover - compiled
-    """One stream at one pixel: its blend weight and its colour (written into rgb).
+    """One stream at one pixel: its blend weight and its colour (written into rgb). ``sums``: row y of the
+    stream's 3x3 sums, (W, C + 2).
 
     The stream's coverage is the 3x3 mean of its tap count. Where it is dense (coverage >= DENSE) the colour
     is the pixel's own normalised splat and the weight 1; where it is stretched thin the colour leans on the
     3x3 normalised neighbourhood (sparse pixels between its particles get a colour instead of flickering
     between "some" and "none") and the weight is coverage / DENSE. Weight 0 when the neighbourhood is empty.
     """
-    cov = sums[y, x, c + 1] / npix
+    cov = sums[x, c + 1] / npix
     d = acc[y, x, c]
     if cov >= DENSE and d > eps:
         inv = 1.0 / d
         for ch in range(c):
             rgb[ch] = acc[y, x, ch] * inv
         return 1.0
-    d3 = sums[y, x, c]
+    d3 = sums[x, c]
     if d3 <= eps:
         return 0.0
     share = cov / DENSE
@@ -263,42 +253,61 @@ def _stream_colour(acc, sums, npix, y, x, c, eps, rgb):  # pragma: no cover - co
     inv3 = (1.0 - own) / d3
     invd = own / d if d > eps else 0.0
     for ch in range(c):
-        rgb[ch] = sums[y, x, ch] * inv3 + acc[y, x, ch] * invd
+        rgb[ch] = sums[x, ch] * inv3 + acc[y, x, ch] * invd
     return share
 
 
 @njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
-def blend_streams(acc_f, sums_f, acc_b, sums_b, alpha, out, eps):  # pragma: no cover - compiled
+def blend_streams(acc_f, acc_b, alpha, out, eps):  # pragma: no cover - compiled
     """Blend the forward and backward streams by alpha times their local coverage.
 
-    acc_* are (H, W, C + 2): [sum w D, sum w, sum taps]; sums_* their ``box3``. Each stream gets a colour
-    and a weight from ``_stream_colour``; the blend weight is alpha (1 - alpha for the backward stream) times
-    that. Where one stream is stretched thin its per-pixel density flickers between 0 and 1; the paper's
-    joint normalisation turns that flicker into dotted patterns, this blend does not.
+    acc_* are (H, W, C + 2): [sum w D, sum w, sum taps]. Each stream gets a colour and a weight from
+    ``_stream_colour`` (its 3x3 sums made band by band, a row of halo each side: no full-size scratch);
+    the blend weight is alpha (1 - alpha for the backward stream) times that. Where one stream is stretched
+    thin its per-pixel density flickers between 0 and 1; the paper's joint normalisation turns that
+    flicker into dotted patterns, this blend does not.
     Returns the number of holes (no weight from either stream); holes get NaN.
     """
-    h, w = acc_f.shape[0], acc_f.shape[1]
+    h, w, k = acc_f.shape
     c = out.shape[2]
-    holes = np.zeros(h, np.int64)
-    for y in prange(h):
-        n = 0
+    n = w * k
+    nbands = (h + BAND - 1) // BAND
+    holes = np.zeros(nbands, np.int64)
+    for bnd in prange(nbands):
+        y0 = bnd * BAND
+        y1 = min(h, y0 + BAND)
+        o0 = max(0, y0 - 1)
+        o1 = min(h, y1 + 1)
+        row_f = np.empty((o1 - o0, n), np.float32)  # 3-wide row sums
+        row_b = np.empty((o1 - o0, n), np.float32)
+        for y in range(o0, o1):
+            _sum3(acc_f[y].reshape(n), k, row_f[y - o0])
+            _sum3(acc_b[y].reshape(n), k, row_b[y - o0])
+        sums_f = np.empty(n, np.float32)
+        sums_b = np.empty(n, np.float32)
         cf = np.empty(c, np.float32)
         cb = np.empty(c, np.float32)
-        ny = min(h, y + 2) - max(0, y - 1)
-        for x in range(w):
-            npix = ny * (min(w, x + 2) - max(0, x - 1))
-            af = alpha * _stream_colour(acc_f, sums_f, npix, y, x, c, eps, cf) if alpha > 0.0 else 0.0
-            ab = (1.0 - alpha) * _stream_colour(acc_b, sums_b, npix, y, x, c, eps, cb) if alpha < 1.0 else 0.0
-            tot = af + ab
-            if tot <= 0.0:
-                n += 1
+        count = 0
+        for y in range(y0, y1):
+            _add_rows3(row_f, y - o0, y > 0, y + 1 < h, sums_f)
+            _add_rows3(row_b, y - o0, y > 0, y + 1 < h, sums_b)
+            sf = sums_f.reshape(w, k)
+            sb = sums_b.reshape(w, k)
+            ny = min(h, y + 2) - max(0, y - 1)
+            for x in range(w):
+                npix = ny * (min(w, x + 2) - max(0, x - 1))
+                af = alpha * _stream_colour(acc_f, sf, npix, y, x, c, eps, cf) if alpha > 0.0 else 0.0
+                ab = (1.0 - alpha) * _stream_colour(acc_b, sb, npix, y, x, c, eps, cb) if alpha < 1.0 else 0.0
+                tot = af + ab
+                if tot <= 0.0:
+                    count += 1
+                    for ch in range(c):
+                        out[y, x, ch] = np.nan
+                    continue
+                inv = 1.0 / tot
                 for ch in range(c):
-                    out[y, x, ch] = np.nan
-                continue
-            inv = 1.0 / tot
-            for ch in range(c):
-                out[y, x, ch] = (af * cf[ch] + ab * cb[ch]) * inv
-        holes[y] = n
+                    out[y, x, ch] = (af * cf[ch] + ab * cb[ch]) * inv
+        holes[bnd] = count
     return holes.sum()
 
 
@@ -384,9 +393,6 @@ def _first_share(wa, wb):  # pragma: no cover - compiled
     return wa / tot if tot > 0.0 else 0.5
 
 
-
-
-BAND = 32  # rows per band: halos of 2-4 rows cost about a tenth
 
 
 @njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
