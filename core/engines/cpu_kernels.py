@@ -438,7 +438,7 @@ def sharp_stream(acc, base, detail, dither, eps, out, share, still):  # pragma: 
                 if s2 > eps:
                     ws = acc[y, x, 2]
                     if ws > eps:
-                        dx = np.float32(acc[y, x, 0] - x * ws) / ws  # float32 as displacement_sums
+                        dx = np.float32(acc[y, x, 0] - x * ws) / ws  # rounded to float32 first, as the reference
                         dy = np.float32(acc[y, x, 1] - y * ws) / ws
                     else:
                         dx = s0 / s2
