@@ -129,21 +129,14 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
         return timeit(run, reps)
 
     def sharp_frame_ms(engine, reps):
-        """One middle frame of the default ("sharp") renderer: an Euler step, the two coordinate splats,
-        each stream's picture, the detail-keeping blend (as core.render._render_sharp)."""
+        """One middle frame of the default ("sharp") renderer: an Euler step and core.render.sharp_frame
+        (the two coordinate splats, each stream's picture, the detail-keeping blend, the holes filled)."""
         source = engine.sharp_source(img)
         a_w, a_m, a_f, a_b = (engine.asarray(a) for a in (weight, motion, mid, -mid))
-        acc, acc_b = engine.zeros((h, w, 4)), engine.zeros((h, w, 4))
+        accs = engine.zeros((h, w, 4)), engine.zeros((h, w, 4))
 
         def run():
-            f = engine.step(a_m, a_f)
-            acc[...] = 0.0
-            acc_b[...] = 0.0
-            engine.accumulate_coords(acc, f, a_w)
-            engine.accumulate_coords(acc_b, a_b, a_w)
-            still = np.ones((h, w), bool)
-            (pa, sa), (pb, sb) = (engine.sharp_stream(a, source, still) for a in (acc, acc_b))
-            engine.blend_detail(pa, pb, 0.5 * sa, 0.5 * sb, still, img)
+            render.sharp_frame(engine, img, source, a_w, engine.step(a_m, a_f), a_b, 0.5, accs)
             sync(engine)
 
         return timeit(run, reps)

@@ -245,20 +245,30 @@ def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpe
     for t in range(1, n):
         flow = engine.step(m_fwd, flow)
         alpha = crossfade(t, n, centre, width)
-        acc_f[...] = 0.0
-        acc_b[...] = 0.0
-        engine.accumulate_coords(acc_f, flow, weight)
-        engine.accumulate_coords(acc_b, backward.get(n - t), weight)
-        still = np.ones((h, w), bool)  # pixels neither stream moves
-        (a_img, sf), (b_img, sb) = (engine.sharp_stream(acc, source, still) for acc in (acc_f, acc_b))
-        wa = np.asarray(alpha * sf, np.float32)
-        wb = np.asarray((1.0 - alpha) * sb, np.float32)
-        # where nothing reached a pixel but itself (still): the photo, exactly; all clipped to [0, 1]
-        rgb = engine.blend_detail(a_img, b_img, wa, wb, still, img)
-        holes = (sf <= 0) & (sb <= 0)  # neither stream near: filled from the neighbours, as in "splat"
-        n_holes = int(holes.sum())
-        if n_holes:
-            fill_holes(rgb, holes, img, blur=engine.box_blur)
-            np.clip(rgb, 0.0, 1.0, out=rgb)
+        rgb, n_holes = sharp_frame(engine, img, source, weight, flow, backward.get(n - t), alpha, (acc_f, acc_b))
         yield Frame(t, rgb, n_holes / float(h * w))
     log.info("rendered %d frames in %.2f s", n, time.perf_counter() - started)
+
+
+def sharp_frame(engine, img: np.ndarray, source, weight, fwd, bwd, alpha, accs) -> tuple[np.ndarray, int]:
+    """One frame of the sharp renderer from its forward and backward fields and the forward stream's
+    weight ``alpha`` (a number or (H, W)): (rgb, the number of holes filled). ``accs``: two (H, W, 4)
+    accumulators, overwritten."""
+    h, w = img.shape[:2]
+    acc_f, acc_b = accs
+    acc_f[...] = 0.0
+    acc_b[...] = 0.0
+    engine.accumulate_coords(acc_f, fwd, weight)
+    engine.accumulate_coords(acc_b, bwd, weight)
+    still = np.ones((h, w), bool)  # pixels neither stream moves
+    (a_img, sf), (b_img, sb) = (engine.sharp_stream(acc, source, still) for acc in (acc_f, acc_b))
+    wa = np.asarray(alpha * sf, np.float32)
+    wb = np.asarray((1.0 - alpha) * sb, np.float32)
+    # where nothing reached a pixel but itself (still): the photo, exactly; all clipped to [0, 1]
+    rgb = engine.blend_detail(a_img, b_img, wa, wb, still, img)
+    holes = (sf <= 0) & (sb <= 0)  # neither stream near: filled from the neighbours, as in "splat"
+    n_holes = int(holes.sum())
+    if n_holes:
+        fill_holes(rgb, holes, img, blur=engine.box_blur)
+        np.clip(rgb, 0.0, 1.0, out=rgb)
+    return rgb, n_holes

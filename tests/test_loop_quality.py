@@ -16,6 +16,7 @@ import pytest
 import stillflow_cli_test_helpers as h
 from PIL import Image
 from stillflow.core import engines
+from stillflow.core.engines import reference
 from stillflow.core.hints import load_hints, mask_from_hints
 from stillflow.core.imageio import load_image
 from stillflow.core.job import LoopSpec
@@ -53,8 +54,8 @@ def test_sharp_path_engine_matches_reference(photo):
     source = ref.sharp_source(photo)
     np.testing.assert_allclose(source[0] + source[1], photo, atol=1e-6)  # base + detail = the photo
     smooth = np.stack([np.sin(np.mgrid[0:hh, 0:ww][1] / 9.0), np.cos(np.mgrid[0:hh, 0:ww][0] / 7.0)], -1) * 2
-    assert np.all(ref.stretch(np.full((hh, ww, 2), 3.5, np.float32)) == 1.0)  # a rigid shift keeps it all
-    assert ref.stretch(smooth).min() < 0.6  # a field that stretches the picture keeps less of its detail
+    assert np.all(reference.stretch(np.full((hh, ww, 2), 3.5, np.float32)) == 1.0)  # a rigid shift keeps it all
+    assert reference.stretch(smooth).min() < 0.6  # a field that stretches the picture keeps less of its detail
     gy, gx = np.mgrid[0:hh, 0:ww].astype(np.float32)
     for flow in ((rng.standard_normal((hh, ww, 2)) * 1.5).astype(np.float32), (smooth * 3).astype(np.float32)):
         flow[10:14, 20:30] = np.nan  # particles that left the image

@@ -212,20 +212,16 @@ def _sum3(v, c, out):  # pragma: no cover - compiled
 
 
 @njit(nogil=True, fastmath=_FAST)  # called once a row: not inlined (halves the compile time)
-def _add_rows3(rows, i, up, down, out):  # pragma: no cover - compiled
-    """out = rows[i] plus rows[i - 1] if up, plus rows[i + 1] if down."""
-    n = out.size
-    r0 = rows[i]
-    for j in range(n):
-        out[j] = r0[j]
-    if up:
-        r1 = rows[i - 1]
-        for j in range(n):
-            out[j] += r1[j]
-    if down:
-        r2 = rows[i + 1]
-        for j in range(n):
-            out[j] += r2[j]
+def _add_rows(img, ya, yb, vs):  # pragma: no cover - compiled
+    """vs = the sum of img's rows ya .. yb (inclusive), each flattened to vs's size (W * C)."""
+    n = vs.size
+    first = img[ya].reshape(n)
+    for i in range(n):
+        vs[i] = first[i]
+    for yy in range(ya + 1, yb + 1):
+        nxt = img[yy].reshape(n)
+        for i in range(n):
+            vs[i] += nxt[i]
 
 
 @njit(inline="always", fastmath=_FAST)
@@ -289,8 +285,9 @@ def blend_streams(acc_f, acc_b, alpha, out, eps):  # pragma: no cover - compiled
         cb = np.empty(c, np.float32)
         count = 0
         for y in range(y0, y1):
-            _add_rows3(row_f, y - o0, y > 0, y + 1 < h, sums_f)
-            _add_rows3(row_b, y - o0, y > 0, y + 1 < h, sums_b)
+            ya, yb = max(0, y - 1) - o0, min(h - 1, y + 1) - o0
+            _add_rows(row_f, ya, yb, sums_f)
+            _add_rows(row_b, ya, yb, sums_b)
             sf = sums_f.reshape(w, k)
             sb = sums_b.reshape(w, k)
             ny = min(h, y + 2) - max(0, y - 1)
@@ -426,7 +423,7 @@ def sharp_stream(acc, base, detail, dither, eps, out, share, still):  # pragma: 
         for y in range(d0, d1):
             i = y - o0
             ny = min(h, y + 2) - max(0, y - 1)
-            _add_rows3(hs, i, y > 0, y + 1 < h, vs)
+            _add_rows(hs, max(0, y - 1) - o0, min(h - 1, y + 1) - o0, vs)
             for x in range(w):
                 s0 = vs[4 * x]
                 s1 = vs[4 * x + 1]
@@ -489,19 +486,6 @@ def sharp_stream(acc, base, detail, dither, eps, out, share, still):  # pragma: 
                     top = bf[i00 + ch] + (bf[i01 + ch] - bf[i00 + ch]) * tx
                     bot = bf[i10 + ch] + (bf[i11 + ch] - bf[i10 + ch]) * tx
                     out[y, x, ch] = top + (bot - top) * ty + keep * df[idd + ch]
-
-
-@njit(nogil=True, fastmath=_FAST)  # called once a row: not inlined (halves the compile time)
-def _add_rows(img, ya, yb, vs):  # pragma: no cover - compiled
-    """vs (W * C) = the sum of img's rows ya .. yb (inclusive)."""
-    n = img.shape[1] * img.shape[2]
-    first = img[ya].reshape(n)
-    for i in range(n):
-        vs[i] = first[i]
-    for yy in range(ya + 1, yb + 1):
-        nxt = img[yy].reshape(n)
-        for i in range(n):
-            vs[i] += nxt[i]
 
 
 @njit(nogil=True, fastmath=_FAST)  # called once a row: not inlined (halves the compile time)

@@ -111,24 +111,15 @@ class SharpReference:
             grid = self._grid_xy = self.asarray(np.stack([gx, gy], -1))
         self.accumulate(acc, grid, flow, weight, 1.0)
 
-    def stream_displacement(self, acc):
-        return stream_displacement(self.to_numpy(acc))
-
-    def stretch(self, disp):
-        return stretch(disp)
-
-    def sample(self, src, disp, keep):
-        return sample_sharp(src, disp, keep)
-
     def sharp_stream(self, acc, source, still):
         """One coordinate stream's picture and share; ``still`` (bool (H, W)) is cleared where it moves."""
         # Where a stream has nothing near, its share is 0 and the other stream shows; its own picture
         # there only needs to be finite (the photo in place).
-        disp, share = self.stream_displacement(acc)
+        disp, share = stream_displacement(self.to_numpy(acc))
         np.copyto(disp, 0.0, where=np.isnan(disp))  # (nan_to_num also hunts infinities: 6x the time)
         still &= np.abs(disp[..., 0]) < 1e-3  # per component: .all(axis=2) took 18x as long
         still &= np.abs(disp[..., 1]) < 1e-3
-        return self.sample(source, disp, self.stretch(disp)), share
+        return sample_sharp(source, disp, stretch(disp)), share
 
     def blend_detail(self, a_img, b_img, wa, wb, still=None, photo=None):
         """With ``still`` (bool (H, W)) and ``photo``: the photo exactly where still, all clipped to [0, 1]."""
