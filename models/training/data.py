@@ -11,8 +11,7 @@ sizes and speeds are in pixels of a 512 px image, so a 160 px training crop is a
 
 Physical priors the scenes carry (and that a horizontal flip keeps): waterfalls fall down and speed up; sea
 waves come toward the viewer (down the image) or toward the shore; rivers flow along their bed, downhill in
-the picture where the bed is tilted; clouds drift sideways; smoke, steam and blown dust rise from their source
-and lean with the wind, thinning as they go. Land never moves.
+the picture where the bed is tilted; clouds drift sideways. Land never moves.
 
 Which way clouds drift a photo cannot say. Trained on both senses at random, the net learns their average, no
 drift at all, and fills it with whatever its other scenes suggest (down). So without arrows clouds drift one
@@ -215,11 +214,8 @@ def _tex_sky(rng, h, w, horizon):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# scenes: each builder returns lists of layers (alpha (H,W), rgb (H,W,3), motion (H,W,2)[, tag]), a tag
-# CANON marking a layer whose sense of motion is a convention (clouds: see the module docstring), WISP a
-# translucent one (smoke) that moves wherever it can be seen (not only where it hides what is behind; and
-# nowhere it cannot: steam over a white cloud)
-CANON, WISP = "canon", "wisp"
+# scenes: each builder returns lists of layers (alpha (H,W), rgb (H,W,3), motion (H,W,2)[, canon=True]),
+# canon marking a layer whose sense of motion is a convention (clouds: see the module docstring)
 
 
 def _layers_sky(rng, h, w, horizon):
@@ -232,7 +228,7 @@ def _layers_sky(rng, h, w, horizon):
         speed = s * (1.3 - 0.7 * np.clip(yy, 0, 1))  # far clouds (near the horizon) look slower
         mot[..., 0] = speed
         mot[..., 1] = rng.uniform(-0.08, 0.08) * abs(s)
-    return [(alpha, sky, mot, CANON)]
+    return [(alpha, sky, mot, True)]
 
 
 def _layers_sea(rng, h, w, horizon, top_edge=None):
@@ -366,34 +362,6 @@ def _layers_waterfall(rng, h, w):
     return layers
 
 
-def _layers_plume(rng, h, w, source_y):
-    """Smoke, steam or blown dust: a translucent wisp rising from a source at ``source_y`` (a chimney, a vent,
-    a dune's crest), leaning with the wind (up to nearly sideways), widening and thinning as it goes."""
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    lean = rng.uniform(-0.5, 0.5) if rng.random() < 0.6 else rng.choice([-1, 1]) * rng.uniform(0.5, 1.3)
-    d = np.array([math.sin(lean), -math.cos(lean)], np.float32)  # the way it travels (up is -y)
-    sx, sy = rng.uniform(0.1, 0.9) * w, source_y
-    t = (xx - sx) * d[0] + (yy - sy) * d[1]  # distance travelled from the source
-    n = -(xx - sx) * d[1] + (yy - sy) * d[0]  # across the plume
-    L = int(math.hypot(h, w)) * 2 + 8
-    ti = np.clip(t, 0, L - 1).astype(int)
-    bend = (_noise(rng, 1, L, 1, rng.uniform(30, 100), 3)[0] - 0.5) * rng.uniform(0, 0.3)
-    n = n - bend[ti] * np.clip(t, 0, None)  # a curl that grows with the distance
-    length = rng.uniform(0.3, 1.2) * max(h, w)
-    width = rng.uniform(2, 12) + rng.uniform(0.05, 0.3) * np.clip(t, 0, None)
-    body = np.exp(-2.0 * (n / width) ** 2) * _smoothstep(-3, 3, t) * (1 - _smoothstep(0.3 * length, length, t))
-    wisp = _noise(rng, h, w, rng.uniform(6, 25), rng.uniform(6, 25), 4)
-    dens = np.clip(body * (0.2 + 1.3 * wisp) * rng.uniform(0.5, 1.2), 0, 1).astype(np.float32)
-    colour = rng.choice(["steam", "smoke", "dust"], p=[0.45, 0.3, 0.25])
-    base = {"steam": (0.93, 0.93, 0.94), "smoke": (0.45, 0.44, 0.45)}.get(colour) or SAND[
-        rng.integers(len(SAND))
-    ]
-    tex = np.clip(_col(_jitter_col(rng, base, 0.05)) * (0.8 + 0.3 * wisp)[..., None], 0, 1).astype(np.float32)
-    speed = rng.uniform(0.4, 2.0) * (1.0 - 0.5 * np.clip(t / length, 0, 1))  # slows as it spreads
-    mot = (speed[..., None] * d[None, None, :]).astype(np.float32)
-    return [(dens, tex, mot, WISP)]
-
-
 def _layers_trees(rng, h, w):
     """Still foreground vegetation (palms, trees) or rocks, overlapping whatever is behind."""
     layers = []
@@ -411,20 +379,9 @@ def _layers_trees(rng, h, w):
 
 def make_scene(rng, h=192, w=192):
     """One procedural scene (image, true motion field, true motion mask) at 512-px working scale."""
-    kind = rng.choice(
-        ["coast", "waterfall", "river", "shore", "landscape", "smoke"], p=[0.23, 0.22, 0.18, 0.13, 0.12, 0.12]
-    )
+    kind = rng.choice(["coast", "waterfall", "river", "shore", "landscape"], p=[0.25, 0.25, 0.2, 0.15, 0.15])
     layers = []
-    if kind == "smoke":  # a town roof, a ridge or a dune against the sky, and what rises from it
-        horizon = rng.uniform(0.2, 0.8) * h
-        layers += _layers_sky(rng, h, w, horizon)
-        ridge = _ridge(rng, w, horizon, rng.uniform(0, 40), rng.uniform(30, 200))
-        yy = np.arange(h, dtype=np.float32)[:, None]
-        land = (yy > ridge[None, :]).astype(np.float32)
-        layers.append((land, _tex_land(rng, h, w), np.zeros((h, w, 2), np.float32)))
-        for _ in range(int(rng.integers(1, 3))):
-            layers += _layers_plume(rng, h, w, float(rng.uniform(horizon - 20, min(horizon + 60, h))))
-    elif kind in ("coast", "landscape"):
+    if kind in ("coast", "landscape"):
         horizon = rng.uniform(-0.1, 0.7) * h
         layers += _layers_sky(rng, h, w, max(horizon, 1.0))
         if kind == "coast":
@@ -485,12 +442,7 @@ def make_scene(rng, h=192, w=192):
             yy = np.arange(h, dtype=np.float32)[:, None]
             ridge = _ridge(rng, w, horizon, 20, 60)
             layers.append(
-                (
-                    (yy < ridge[None, :]).astype(np.float32) * np.ones((h, w), np.float32),
-                    sky[1],
-                    sky[2],
-                    CANON,
-                )
+                ((yy < ridge[None, :]).astype(np.float32) * np.ones((h, w), np.float32), sky[1], sky[2], True)
             )
         if rng.random() < 0.4:  # pool / river below
             horizon = rng.uniform(0.6, 0.95) * h
@@ -511,14 +463,13 @@ def make_scene(rng, h=192, w=192):
     rgb = np.zeros((h, w, 3), np.float32)
     mot = np.zeros((h, w, 2), np.float32)
     canon = np.zeros((h, w), bool)
-    for alpha, tex, m, *tag in layers:
+    for alpha, tex, m, *by_convention in layers:
         # slightly soft edges for the picture, hard edges for the motion
         a_soft = cv2.GaussianBlur(alpha, (0, 0), 0.7)[..., None]
-        seen = (a_soft * np.abs(tex - rgb)).max(axis=-1) if WISP in tag else None
         rgb = rgb * (1 - a_soft) + tex * a_soft
-        sel = seen > 0.04 if WISP in tag else alpha > 0.5
+        sel = alpha > 0.5
         mot[sel] = m[sel]
-        canon[sel] = CANON in tag
+        canon[sel] = bool(by_convention)
     rgb = photometric(rng, rgb)
     mag = np.linalg.norm(mot, axis=-1)
     mask = (mag > MOTION_THRESHOLD).astype(np.float32)
@@ -625,9 +576,7 @@ def make_sample(seed, size=160, p_hint=0.5, p_mask=0.5, scene_size=None, p_turn=
     rng = np.random.default_rng(seed)
     ss = scene_size or int(size * rng.uniform(1.0, 1.3))
     sc = make_scene(rng, ss, ss)
-    return sample_from_scene(
-        rng, sc["rgb"], sc["motion"], size, p_hint, p_mask, p_turn=p_turn, canon=sc["canon"]
-    )
+    return sample_from_scene(rng, sc["rgb"], sc["motion"], size, p_hint, p_mask, p_turn=p_turn, canon=sc["canon"])
 
 
 def sample_from_scene(rng, rgb, mot, size, p_hint=0.5, p_mask=0.5, jitter=False, p_turn=0.0, canon=None):
