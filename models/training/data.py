@@ -11,16 +11,10 @@ sizes and speeds are in pixels of a 512 px image, so a 160 px training crop is a
 
 Physical priors the scenes carry (and that a horizontal flip keeps): waterfalls fall down and speed up; sea
 waves come toward the viewer (down the image) or toward the shore; rivers flow along their bed, downhill in
-the picture where the bed is tilted; clouds drift sideways. Land never moves.
-
-Which way clouds drift a photo cannot say. Trained on both senses at random, the net learns their average, no
-drift at all, and fills it with whatever its other scenes suggest (down). So without arrows clouds drift one
-way by convention, to the right: the scene marks them (``canon``) and a flip of a sample without hints keeps
-their sense. With arrows a flip turns them like everything else, so the net follows arrows either way.
+the picture where the bed is tilted; clouds drift sideways (left or right at random). Land never moves.
 
 Public entry points:
-    make_scene(rng, h, w) -> dict(rgb (H,W,3) float32 [0,1], motion (H,W,2) float32, mask (H,W) float32,
-                                  canon (H,W) bool: motion whose sense is the convention above)
+    make_scene(rng, h, w) -> dict(rgb (H,W,3) float32 [0,1], motion (H,W,2) float32, mask (H,W) float32)
     sample_hints(rng, motion, mask) -> list of (x, y, dx, dy)
     dense_from_points(points, shape, sigma=None) -> (H,W,2)   normalised Gaussian interpolation (DESIGN.md)
     make_sample(seed, size=160, p_hint=0.5, p_mask=0.5) -> dict of network input (6,H,W) and target (2,H,W)
@@ -214,8 +208,7 @@ def _tex_sky(rng, h, w, horizon):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# scenes: each builder returns lists of layers (alpha (H,W), rgb (H,W,3), motion (H,W,2)[, canon=True]),
-# canon marking a layer whose sense of motion is a convention (clouds: see the module docstring)
+# scenes: each builder returns lists of layers (alpha (H,W), rgb (H,W,3), motion (H,W,2))
 
 
 def _layers_sky(rng, h, w, horizon):
@@ -223,12 +216,12 @@ def _layers_sky(rng, h, w, horizon):
     alpha = np.ones((h, w), np.float32)
     mot = np.zeros((h, w, 2), np.float32)
     if cover > 0.05:
-        s = rng.uniform(0.3, 1.6)  # to the right: the convention (module docstring)
+        s = rng.uniform(0.3, 1.6) * rng.choice([-1, 1])
         yy = np.arange(h, dtype=np.float32)[:, None] / max(horizon, 1.0)
         speed = s * (1.3 - 0.7 * np.clip(yy, 0, 1))  # far clouds (near the horizon) look slower
         mot[..., 0] = speed
         mot[..., 1] = rng.uniform(-0.08, 0.08) * abs(s)
-    return [(alpha, sky, mot, True)]
+    return [(alpha, sky, mot)]
 
 
 def _layers_sea(rng, h, w, horizon, top_edge=None):
@@ -442,7 +435,7 @@ def make_scene(rng, h=192, w=192):
             yy = np.arange(h, dtype=np.float32)[:, None]
             ridge = _ridge(rng, w, horizon, 20, 60)
             layers.append(
-                ((yy < ridge[None, :]).astype(np.float32) * np.ones((h, w), np.float32), sky[1], sky[2], True)
+                ((yy < ridge[None, :]).astype(np.float32) * np.ones((h, w), np.float32), sky[1], sky[2])
             )
         if rng.random() < 0.4:  # pool / river below
             horizon = rng.uniform(0.6, 0.95) * h
@@ -462,19 +455,17 @@ def make_scene(rng, h=192, w=192):
 
     rgb = np.zeros((h, w, 3), np.float32)
     mot = np.zeros((h, w, 2), np.float32)
-    canon = np.zeros((h, w), bool)
-    for alpha, tex, m, *by_convention in layers:
+    for alpha, tex, m in layers:
         # slightly soft edges for the picture, hard edges for the motion
         a_soft = cv2.GaussianBlur(alpha, (0, 0), 0.7)[..., None]
         rgb = rgb * (1 - a_soft) + tex * a_soft
         sel = alpha > 0.5
         mot[sel] = m[sel]
-        canon[sel] = bool(by_convention)
     rgb = photometric(rng, rgb)
     mag = np.linalg.norm(mot, axis=-1)
     mask = (mag > MOTION_THRESHOLD).astype(np.float32)
     mot = mot * mask[..., None]
-    return {"rgb": rgb, "motion": mot.astype(np.float32), "mask": mask, "kind": str(kind), "canon": canon}
+    return {"rgb": rgb, "motion": mot.astype(np.float32), "mask": mask, "kind": str(kind)}
 
 
 def photometric(rng, rgb):
@@ -576,10 +567,10 @@ def make_sample(seed, size=160, p_hint=0.5, p_mask=0.5, scene_size=None, p_turn=
     rng = np.random.default_rng(seed)
     ss = scene_size or int(size * rng.uniform(1.0, 1.3))
     sc = make_scene(rng, ss, ss)
-    return sample_from_scene(rng, sc["rgb"], sc["motion"], size, p_hint, p_mask, p_turn=p_turn, canon=sc["canon"])
+    return sample_from_scene(rng, sc["rgb"], sc["motion"], size, p_hint, p_mask, p_turn=p_turn)
 
 
-def sample_from_scene(rng, rgb, mot, size, p_hint=0.5, p_mask=0.5, jitter=False, p_turn=0.0, canon=None):
+def sample_from_scene(rng, rgb, mot, size, p_hint=0.5, p_mask=0.5, jitter=False, p_turn=0.0):
     """Crop, flip, speed scaling, mask/hint dropout of one scene (procedural or rendered); ``jitter`` applies
     ``photometric`` to the crop (procedural scenes have it already).
 
@@ -587,9 +578,6 @@ def sample_from_scene(rng, rgb, mot, size, p_hint=0.5, p_mask=0.5, jitter=False,
     random angle while the picture stays as it is. The arrows then say a direction the picture alone would
     not suggest (a user's choice: waves going out, a river drawn uphill), so the net learns to follow the
     arrows' direction and to take only where and how fast things move from the picture.
-
-    ``canon`` (H, W) bool: motion whose sense is a convention (clouds drift right); a flipped sample without
-    hints keeps it.
 
     Returns dict(x (6,H,W), y (2,H,W), mask_true (H,W), has_hint, has_mask).
     """
@@ -599,17 +587,13 @@ def sample_from_scene(rng, rgb, mot, size, p_hint=0.5, p_mask=0.5, jitter=False,
     mot = mot[oy : oy + size, ox : ox + size]
     if jitter:
         rgb = photometric(rng, rgb)
-    flipped = rng.random() < 0.5
-    if flipped:  # horizontal flip: dx changes sign
+    if rng.random() < 0.5:  # horizontal flip: dx changes sign
         rgb, mot = rgb[:, ::-1], mot[:, ::-1] * np.array([-1, 1], np.float32)
     mot = mot * rng.uniform(0.6, 1.6)  # speed scaling
     mask = (np.linalg.norm(mot, axis=-1) > MOTION_THRESHOLD).astype(np.float32)
     mot = mot * mask[..., None]
     has_mask = rng.random() < p_mask
     has_hint = rng.random() < p_hint and mask.sum() > 0
-    if flipped and canon is not None and not has_hint:  # no arrow says otherwise: the convention's sense
-        keep = canon[oy : oy + size, ox : ox + size][:, ::-1]
-        mot[..., 0] = np.where(keep, np.abs(mot[..., 0]), mot[..., 0])
     if p_turn > 0 and has_hint and rng.random() < p_turn:
         mot = turn(mot, rng.uniform(-math.pi, math.pi))
     in_mask = perturb_mask(rng, mask) if has_mask else None
