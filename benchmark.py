@@ -111,19 +111,15 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
     rows = []
 
     def frame_ms(engine, reps):
-        """One full middle frame as render_loop makes it by default: an Euler step, the forward and the
-        backward splat (with coverage counts), the coverage blend."""
+        """One middle frame of the splat renderer (``--renderer splat``): an Euler step and
+        core.render.splat_frame (the forward and the backward splat with coverage counts, the coverage blend,
+        the holes filled)."""
         a_img, a_w = engine.asarray(img), engine.asarray(weight)
         a_m, a_f, a_b = engine.asarray(motion), engine.asarray(mid), engine.asarray(-mid)
-        acc, acc_b = engine.zeros((h, w, 5)), engine.zeros((h, w, 5))
+        accs = engine.zeros((h, w, 5)), engine.zeros((h, w, 5))
 
         def run():
-            f = engine.step(a_m, a_f)
-            acc[...] = 0.0
-            acc_b[...] = 0.0
-            engine.accumulate(acc, a_img, f, a_w, 1.0)
-            engine.accumulate(acc_b, a_img, a_b, a_w, 1.0)
-            engine.blend(acc, acc_b, 0.5)
+            render.splat_frame(engine, img, a_img, a_w, engine.step(a_m, a_f), a_b, 0.5, accs)
             sync(engine)
 
         return timeit(run, reps)

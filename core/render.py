@@ -165,24 +165,35 @@ def render_loop(
     started = time.perf_counter()
     for t in range(1, n):
         flow = engine.step(m_fwd, flow)
-        alpha = 1.0 - t / n
-        if coverage:
-            acc[...] = 0.0
-            acc_b[...] = 0.0
-            engine.accumulate(acc, src, flow, weight, 1.0)
-            engine.accumulate(acc_b, src, backward.get(n - t), weight, 1.0)
-            rgb, holes = engine.blend(acc, acc_b, alpha)
-        else:
-            symmetric_splat(engine, acc, src, weight, flow, backward.get(n - t), alpha)
-            rgb, holes = engine.normalise(acc)
-        n_holes = int(holes.sum())
-        if n_holes:
-            if settings.fill_holes:
-                fill_holes(rgb, holes, img, blur=engine.box_blur)
-            else:
-                rgb[holes] = img[holes]
+        rgb, n_holes = splat_frame(engine, img, src, weight, flow, backward.get(n - t), 1.0 - t / n, (acc, acc_b),
+                                   settings.fill_holes)
         yield Frame(t, rgb, n_holes / float(h * w))
     log.info("rendered %d frames in %.2f s", n, time.perf_counter() - started)
+
+
+def splat_frame(engine, img: np.ndarray, src, weight, fwd, bwd, alpha: float, accs, fill: bool = True
+                ) -> tuple[np.ndarray, int]:
+    """One frame of the splat renderer: the photo splatted along ``fwd`` and ``bwd``, weighed ``alpha`` and
+    1 - alpha; (rgb, the number of holes). ``accs``: two (H, W, 5) accumulators for the coverage blend, or
+    one (H, W, 4) and None for the linear one; overwritten. Holes are filled from their neighbours
+    (``fill``) or take the photo's pixel."""
+    acc, acc_b = accs
+    if acc_b is not None:
+        acc[...] = 0.0
+        acc_b[...] = 0.0
+        engine.accumulate(acc, src, fwd, weight, 1.0)
+        engine.accumulate(acc_b, src, bwd, weight, 1.0)
+        rgb, holes = engine.blend(acc, acc_b, alpha)
+    else:
+        symmetric_splat(engine, acc, src, weight, fwd, bwd, alpha)
+        rgb, holes = engine.normalise(acc)
+    n_holes = int(holes.sum())
+    if n_holes:
+        if fill:
+            fill_holes(rgb, holes, img, blur=engine.box_blur)
+        else:
+            rgb[holes] = img[holes]
+    return rgb, n_holes
 
 
 def phase_map(shape: tuple[int, int], seed: int = 0, cells: int = 3, region: np.ndarray | None = None,
