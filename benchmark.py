@@ -137,6 +137,28 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
 
         return timeit(run, reps)
 
+    def stage_ms(engine, reps):
+        """The stages issue 14 wants at most a quarter of a mid-loop splat each: the Euler step (to the
+        middle frame's field) and the splat renderer's coverage blend; with, for the sharp renderer, one
+        stream's picture and its detail-keeping blend."""
+        a_img, a_w = engine.asarray(img), engine.asarray(weight)
+        a_m, a_f, a_b = engine.asarray(motion), engine.asarray(mid), engine.asarray(-mid)
+        acc, acc_b = engine.zeros((h, w, 5)), engine.zeros((h, w, 5))
+        engine.accumulate(acc, a_img, a_f, a_w, 1.0)
+        engine.accumulate(acc_b, a_img, a_b, a_w, 1.0)
+        out = {"euler step": timeit(lambda: (engine.step(a_m, a_f), sync(engine)), reps),
+               "coverage blend": timeit(lambda: (engine.blend(acc, acc_b, 0.5), sync(engine)), reps)}
+        source = engine.sharp_source(img)
+        c_f, c_b = engine.zeros((h, w, 4)), engine.zeros((h, w, 4))
+        engine.accumulate_coords(c_f, a_f, a_w)
+        engine.accumulate_coords(c_b, a_b, a_w)
+        still = np.ones((h, w), bool)
+        (a_s, sf), (b_s, sb) = engine.sharp_stream(c_f, source, still), engine.sharp_stream(c_b, source, still)
+        out["sharp: one stream"] = timeit(lambda: engine.sharp_stream(c_f, source, np.ones((h, w), bool)), reps)
+        wa, wb = np.asarray(0.5 * sf, np.float32), np.asarray(0.5 * sb, np.float32)
+        out["sharp: detail blend"] = timeit(lambda: engine.blend_detail(a_s, b_s, wa, wb, still, img), reps)
+        return out
+
     floor = _floor_pass()
     floor_acc = np.zeros((h, w, 4), np.float32)
 
@@ -163,6 +185,9 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
         print(f"{label:34s} {a:11.1f} {ref_small / a:8.2f} {b:12.1f} {ref_mid / b if b == b else float('nan'):8.2f} "
               f"{c:14.1f} {d:14.1f}")
     print("(splat frame: renderer=splat, the coverage blend; sharp frame: the default renderer)")
+    stages = stage_ms(ways[0][1], repeat)
+    print("stages, x a mid-loop splat (target at most 0.25 for the Euler step and the blend): " + ", ".join(
+        f"{k} {v:.1f} ms ({v / rows[0][2]:.2f})" for k, v in stages.items()))
     print(f"{'floor (same reads, one add a pixel)':34s} {floor_ms:11.1f}   engine splat f1 / mid: "
           f"{rows[0][1] / floor_ms:.2f}x / {rows[0][2] / floor_ms:.2f}x the floor (target at most 1.5x)")
     print(f"CUDA used: {'yes' if cuda else 'no (no GPU visible to torch)'}; "
