@@ -72,6 +72,7 @@ class NumbaEngine(NumpyEngine):
         self.nbands = max(1, self.k.threads())
 
     def step(self, motion, flow):
+        motion, flow = np.ascontiguousarray(motion), np.ascontiguousarray(flow)  # the kernel reads them flat
         out = np.empty_like(flow)
         self.k.euler_step(motion, flow, out)
         return out

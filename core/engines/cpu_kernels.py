@@ -140,34 +140,45 @@ def splat_accumulate(acc, src, flow, weight, scale, lo, hi, nbands, coords):  # 
 
 @njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
 def euler_step(motion, flow, out):  # pragma: no cover - compiled
-    """out = flow + motion(x + flow), motion sampled bilinearly; particles leaving the image become NaN."""
+    """out = flow + motion(x + flow), motion sampled bilinearly; particles leaving the image become NaN.
+    C-contiguous arrays, read through flat unsigned indices: numba checks every signed index for
+    wrap-around (a quarter of the step's time)."""
     h, w = motion.shape[0], motion.shape[1]
+    m = motion.reshape(-1)
+    f = flow.reshape(-1)
+    o = out.reshape(-1)
+    one = np.uint64(1)
+    dx = np.uint64(2) if w > 1 else np.uint64(0)  # the next column's offset (none in a one-column image)
+    dy = np.uint64(2 * w) if h > 1 else np.uint64(0)
     for y in prange(h):
         for x in range(w):
-            fx = flow[y, x, 0]
-            fy = flow[y, x, 1]
+            i = np.uint64(2) * (np.uint64(y) * np.uint64(w) + np.uint64(x))
+            fx = f[i]
+            fy = f[i + one]
             if fx == 0.0 and fy == 0.0:  # at its own pixel (still land, every particle's first step): exact
-                out[y, x, 0] = motion[y, x, 0]
-                out[y, x, 1] = motion[y, x, 1]
+                o[i] = m[i]
+                o[i + one] = m[i + one]
                 continue
             px = x + fx
             py = y + fy
             if not (px >= 0.0 and py >= 0.0 and px <= w - 1 and py <= h - 1):
-                out[y, x, 0] = np.nan
-                out[y, x, 1] = np.nan
+                o[i] = np.nan
+                o[i + one] = np.nan
                 continue
-            ix = min(int(px), w - 2) if w > 1 else 0
-            iy = min(int(py), h - 2) if h > 1 else 0
+            ix = min(int(px), max(w - 2, 0))
+            iy = min(int(py), max(h - 2, 0))
             ax = px - ix
             ay = py - iy
+            b = np.uint64(2) * (np.uint64(iy) * np.uint64(w) + np.uint64(ix))
             for ch in range(2):
-                v00 = motion[iy, ix, ch]
-                v01 = motion[iy, min(ix + 1, w - 1), ch]
-                v10 = motion[min(iy + 1, h - 1), ix, ch]
-                v11 = motion[min(iy + 1, h - 1), min(ix + 1, w - 1), ch]
+                c = np.uint64(ch)
+                v00 = m[b + c]
+                v01 = m[b + dx + c]
+                v10 = m[b + dy + c]
+                v11 = m[b + dy + dx + c]
                 top = v00 + (v01 - v00) * ax
                 bot = v10 + (v11 - v10) * ax
-                out[y, x, ch] = flow[y, x, ch] + top + (bot - top) * ay
+                o[i + c] = f[i + c] + top + (bot - top) * ay
 
 
 @njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
