@@ -401,8 +401,6 @@ def _first_share(wa, wb):  # pragma: no cover - compiled
     return wa / tot if tot > 0.0 else 0.5
 
 
-
-
 @njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
 def sharp_stream(acc, base, detail, dither, eps, out, share, still):  # pragma: no cover - compiled
     """One coordinate stream acc (H, W, 4) -> out (H, W, 3), the photo sampled at the stream's displacement
