@@ -110,29 +110,24 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
         ways.append(("engine (torch CUDA)", engines.get_engine("cuda")))
     rows = []
 
-    def frame_ms(engine, reps):
-        """One middle frame of the splat renderer (``--renderer splat``): an Euler step and
-        core.render.splat_frame (the forward and the backward splat with coverage counts, the coverage blend,
-        the holes filled)."""
-        a_img, a_w = engine.asarray(img), engine.asarray(weight)
-        a_m, a_f, a_b = engine.asarray(motion), engine.asarray(mid), engine.asarray(-mid)
-        accs = engine.zeros((h, w, 5)), engine.zeros((h, w, 5))
+    def inputs(engine):
+        """The photo, its weight, the motion, the middle frame's forward and backward fields: engine arrays."""
+        return tuple(engine.asarray(a) for a in (img, weight, motion, mid, -mid))
+
+    def frame_ms(engine, reps, renderer="splat"):
+        """One middle frame of a renderer: an Euler step and core.render.splat_frame (``--renderer splat``:
+        the forward and the backward splat with coverage counts, the coverage blend, the holes filled) or
+        core.render.sharp_frame (the default: the two coordinate splats, each stream's picture, the
+        detail-keeping blend, the holes filled)."""
+        a_img, a_w, a_m, a_f, a_b = inputs(engine)
+        if renderer == "sharp":
+            frame, source, k = render.sharp_frame, engine.sharp_source(img), 4
+        else:
+            frame, source, k = render.splat_frame, a_img, 5
+        accs = engine.zeros((h, w, k)), engine.zeros((h, w, k))
 
         def run():
-            render.splat_frame(engine, img, a_img, a_w, engine.step(a_m, a_f), a_b, 0.5, accs)
-            sync(engine)
-
-        return timeit(run, reps)
-
-    def sharp_frame_ms(engine, reps):
-        """One middle frame of the default ("sharp") renderer: an Euler step and core.render.sharp_frame
-        (the two coordinate splats, each stream's picture, the detail-keeping blend, the holes filled)."""
-        source = engine.sharp_source(img)
-        a_w, a_m, a_f, a_b = (engine.asarray(a) for a in (weight, motion, mid, -mid))
-        accs = engine.zeros((h, w, 4)), engine.zeros((h, w, 4))
-
-        def run():
-            render.sharp_frame(engine, img, source, a_w, engine.step(a_m, a_f), a_b, 0.5, accs)
+            frame(engine, img, source, a_w, engine.step(a_m, a_f), a_b, 0.5, accs)
             sync(engine)
 
         return timeit(run, reps)
@@ -141,8 +136,7 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
         """The stages issue 14 wants at most a quarter of a mid-loop splat each: the Euler step (to the
         middle frame's field) and the splat renderer's coverage blend; with, for the sharp renderer, one
         stream's picture and its detail-keeping blend."""
-        a_img, a_w = engine.asarray(img), engine.asarray(weight)
-        a_m, a_f, a_b = engine.asarray(motion), engine.asarray(mid), engine.asarray(-mid)
+        a_img, a_w, a_m, a_f, a_b = inputs(engine)
         acc, acc_b = engine.zeros((h, w, 5)), engine.zeros((h, w, 5))
         engine.accumulate(acc, a_img, a_f, a_w, 1.0)
         engine.accumulate(acc_b, a_img, a_b, a_w, 1.0)
@@ -171,7 +165,7 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
     ref_mid = splat_ms(torch_cpu, img, mid, weight, max(1, repeat // 2))
     for label, eng in ways:
         rows.append((label, splat_ms(eng, img, small, weight, repeat), splat_ms(eng, img, mid, weight, repeat),
-                     frame_ms(eng, repeat), sharp_frame_ms(eng, repeat)))
+                     frame_ms(eng, repeat), frame_ms(eng, repeat, "sharp")))
     rows.append(("torch index_add_ (reference)", ref_small, ref_mid, frame_ms(torch_cpu, max(1, repeat // 2)),
                  float("nan")))  # (its sharp path finishes in numpy: the numpy reference's time)
     t0 = time.perf_counter()
