@@ -71,6 +71,7 @@ class MotionSpec:
     model_path: str | None = None  # None: the shipped model
     feather_px: float = PARAMS["feather_px"].default
     sidecar_hints: bool = True  # use IMAGE's <stem>.hints.json when no hints file is given
+    sky: bool = True  # without arrows: clouds drift sideways, a clear sky stays still (core.sky)
 
     @property
     def uses_sidecar(self) -> bool:

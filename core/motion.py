@@ -115,6 +115,7 @@ def predict_motion(
     feather_px: float = 12.0,
     freeze: np.ndarray | None = None,
     travel_frames: float = 0.0,
+    sky: bool = True,
 ) -> MotionResult:
     """Motion field for ``image`` (float32 (H, W, 3)).
 
@@ -126,6 +127,8 @@ def predict_motion(
     without one, where the arrows alone move the land too (models/MODEL_CARD.md). When the network cannot
     run, "auto" falls back to the arrows alone and says so in ``notes``; with no arrows either it raises
     StillflowError.
+    ``sky``: without arrows, the network's field in the photo's sky is replaced (core.sky): a cloudy sky
+    drifts sideways, a clear one stays still (drifts too inside a given mask).
     ``travel_frames``: the loop's frames x speed. The feather then widens to the distance the fast pixels
     travel over one loop (see ``loop_feather``), so that what crosses the mask edge is never squeezed into
     hard lines.
@@ -173,6 +176,13 @@ def predict_motion(
     else:
         used = "model+hints" if hint_field is not None else "model"
         raw = settle(raw)
+        if sky and not hints.arrows:
+            from .sky import apply_sky
+
+            raw, note = apply_sky(raw, image, masked=motion_mask is not None)
+            if note:
+                notes.append(note)
+                log.info(note)
         if hints.arrows:
             raw = honour_arrows(raw, hints.arrows)
     out = shape_motion(raw, motion_mask, freeze_mult, feather_px)

@@ -142,7 +142,7 @@ def motion_for(inputs: Inputs, job: Job) -> Motion:
 
         result = predict_motion(inputs.rgb, mask=inputs.mask, hints=inputs.hints, source=m.source,
                                 model_path=m.model_path, device=job.device, feather_px=m.feather_px,
-                                freeze=inputs.alpha, travel_frames=job.loop.frames * job.loop.speed)
+                                freeze=inputs.alpha, travel_frames=job.loop.frames * job.loop.speed, sky=m.sky)
         field_, notes, provider = result.field, list(result.notes), result.provider
         used = result.source_used + (f" ({provider})" if provider else "")
     if not np.any(field_):

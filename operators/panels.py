@@ -74,6 +74,7 @@ def draw_hints(layout, context) -> None:
         col.prop(settings, "freeze_radius")
     col.prop(settings, "mask_image")
     col.prop(settings, "feather_px")
+    col.prop(settings, "sky")
 
 
 def draw_loop(layout, context) -> None:

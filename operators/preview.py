@@ -61,7 +61,7 @@ STATE = _State()
 
 def _edit_signature(settings) -> str:
     """What the preview depends on besides the photo: the hints as drawn and the settings that shape it."""
-    parts = [settings.motion_source, f"{settings.speed:.6g}", f"{settings.feather_px:.6g}",
+    parts = [settings.motion_source, f"{settings.speed:.6g}", f"{settings.feather_px:.6g}", str(settings.sky),
              settings.mask_image.name if settings.mask_image else "",
              settings.field_image.name if settings.field_image else "", mask_hints.hints_signature(settings.hints)]
     return "|".join(parts)

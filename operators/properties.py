@@ -128,6 +128,10 @@ class StillflowSettings(bpy.types.PropertyGroup):
     fps: FloatProperty(name="Frame Rate", **_bounds("fps"))
     speed: FloatProperty(name="Speed", **_bounds("speed"))
     feather_px: FloatProperty(name="Feather", subtype="PIXEL", **_bounds("feather_px"))
+    sky: BoolProperty(
+        name="Sky Drifts", default=True,
+        description="Without arrows, the model's field in the photo's sky is replaced: a cloudy sky drifts "
+                    "right, a clear one stays still (inside a mask it drifts too). Off: the model's field as it is")
     renderer: EnumProperty(name="Renderer", items=RENDERERS, default="SHARP")
     outputs: EnumProperty(
         name="Add To",
@@ -179,7 +183,7 @@ def job_from_scene(settings, prefs=None) -> Job:
     model_path = bpy.path.abspath(prefs.model_path) if prefs is not None and prefs.model_path else None
     return Job(
         motion=MotionSpec(source=MOTION_SOURCE_TO_CORE[settings.motion_source], model_path=model_path,
-                          feather_px=settings.feather_px, sidecar_hints=False),
+                          feather_px=settings.feather_px, sidecar_hints=False, sky=settings.sky),
         loop=LoopSpec(frames=settings.frames, fps=settings.fps, speed=settings.speed,
                       renderer=settings.renderer.lower()),
         output=OutputSpec(fmt=settings.output_format.lower(), overwrite=settings.overwrite,

@@ -42,6 +42,7 @@ def test_parser_defaults_and_bounds_come_from_params():
     args = _parse()
     job = job_from_args(args)
     assert job == Job(output=OutputSpec(fmt="mp4")).validate()  # the parser's defaults are the job's
+    assert job.motion.sky and not job_from_args(_parse("--no-sky")).motion.sky
     for opt, name in (("--frames", "frames"), ("--fps", "fps"), ("--speed", "speed"), ("--feather", "feather_px")):
         p = PARAMS[name]
         lo, hi = p.min, p.max
@@ -71,6 +72,9 @@ def test_blender_properties_come_from_params(blender, stillflow_ext):
     properties = sys.modules[f"{stillflow_ext[0]}.operators.properties"]
     job = properties.job_from_scene(settings)  # validates: the clamped values are inside the job's bounds
     assert job.loop.frames == PARAMS["frames"].max and job.loop.fps == PARAMS["fps"].max
+    assert job.motion.sky and rna["sky"].default  # the sky cue is on by default, as on the command line
+    settings.sky = False
+    assert not properties.job_from_scene(settings).motion.sky
     assert set(properties.MOTION_SOURCE_TO_CORE) == {i.identifier for i in rna["motion_source"].enum_items}
 
 

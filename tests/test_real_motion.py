@@ -74,3 +74,42 @@ def test_a_loop_of_a_photo_with_nothing_that_flows_is_the_photo_in_every_frame()
     exact = [float((frame.rgb == img).all(axis=2).mean()) for frame in
              render_loop(img, field, LoopSpec(frames=12), device="cpu")]
     assert min(exact) >= 0.95, exact
+
+
+def test_a_clear_sky_stays_still_and_a_cloudy_one_drifts_sideways(rows):
+    """core.sky, on real photos never trained on, no hints and no mask: the bright, blurred sky behind a rock
+    (still_canyon_wren_rock, CC0) stays still (0.47 of it moved down before); the cumulus sky over an island
+    (clouds_island_188029, CC0) drifts sideways, the way its arrows say (cosine 0.40 before: it went down);
+    the dune's clear sky (smoke_dune_sand) stays still (0.62 moved before)."""
+    canyon = _row(rows, "still_canyon_wren_rock")
+    assert canyon["still_moving"] <= 0.01, canyon
+    island = _row(rows, "clouds_island_188029")
+    assert island["cos"] >= 0.8 and island["iou"] > island["iou_everything"], island
+    assert _row(rows, "smoke_dune_sand")["still_moving"] <= 0.01
+
+
+def test_the_sky_cue_finds_skies_only_where_there_are_and_can_be_turned_off():
+    """No sky on an aerial canal (river_welton_canal: the water above its first edge is darker than the
+    banks) nor on sand at the top of an aerial beach (sea_aerial_surf_35626: not blue); a sky on the canyon
+    photo, clear, and on the island photo, cloudy. With ``sky=False`` the network's own field comes back, and
+    a note tells the user what the cue did."""
+    from stillflow.core.motion import predict_motion
+    from stillflow.core.sky import find_sky
+
+    def photo(stem):
+        return ev.load_photo(ev.REALSET / f"{stem}.jpg", 256)[0]
+
+    assert find_sky(photo("river_welton_canal")) is None
+    assert find_sky(photo("sea_aerial_surf_35626")) is None
+    canyon, island = find_sky(photo("still_canyon_wren_rock")), find_sky(photo("clouds_island_188029"))
+    assert canyon is not None and not canyon.cloudy and 0.2 < canyon.fraction < 0.8
+    assert island is not None and island.cloudy and 0.2 < island.fraction < 0.8
+
+    img = photo("still_canyon_wren_rock")
+    on, off = predict_motion(img, source="model"), predict_motion(img, source="model", sky=False)
+    moving = lambda f: float((np.hypot(f[..., 0], f[..., 1]) > 0.1).mean())  # noqa: E731
+    assert moving(on.field) <= 0.01 < 0.1 <= moving(off.field), (moving(on.field), moving(off.field))
+    assert any("clear sky" in n for n in on.notes) and not any("sky" in n for n in off.notes)
+    sky = predict_motion(photo("clouds_island_188029"), source="model").field[find_sky(photo(
+        "clouds_island_188029")).inner > 0.99]
+    assert sky[:, 0].mean() > 0.1 and np.abs(sky[:, 1]).mean() < 0.02, sky.mean(axis=0)

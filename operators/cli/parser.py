@@ -101,6 +101,9 @@ def build_parser(prog: str = "stillflow", version: str = "") -> argparse.Argumen
                    help="another motion model (ONNX, same inputs as the shipped one) instead of the shipped one")
     g.add_argument("--feather", type=bounded("feather_px"), default=PARAMS["feather_px"].default, metavar="PX",
                    dest="feather_px", help=_help("feather_px"))
+    g.add_argument("--no-sky", action="store_false", dest="sky",
+                   help="keep the model's field in the sky as it is (default, without arrows: a cloudy sky drifts "
+                        "right, a clear one stays still)")
     g.add_argument("--max-size", type=_max_size, metavar="PX",
                    help="downscale photos whose longer side is larger than PX pixels")
     g.add_argument("--device", choices=DEVICES, default="auto",
@@ -214,7 +217,7 @@ def job_from_args(args: argparse.Namespace) -> Job:
             hints_path=None if args.hints is None else str(args.hints),
             mask_path=None if args.mask is None else str(args.mask),
             model_path=None if args.model is None else str(args.model),
-            feather_px=args.feather_px,
+            feather_px=args.feather_px, sky=args.sky,
         ),
         loop=LoopSpec(frames=getattr(args, "frames", PARAMS["frames"].default),
                       fps=getattr(args, "fps", PARAMS["fps"].default),

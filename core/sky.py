@@ -1,0 +1,138 @@
+"""The sky of a photo, found from the photo alone, and what it does in a loop: clouds drift sideways, a clear
+sky stays still.
+
+The network's prior is "down": on the real evaluation photos (models/realset) it moved every sky down, a
+clear one as much as a cloudy one. Clouds that sink into the horizon are what a viewer notices first, and a
+clear sky that slides drags the ridge line below it. This is the "cues in the photo itself" route of issue 12,
+numpy only (Blender bundles no OpenCV and no segmentation weights):
+
+- ``find_sky``: the region above the horizon, per column the rows above the first strong edge, with the edge
+  threshold that makes sky and ground each as uniform in colour as possible (the energy of Shen and Wang,
+  "Sky region detection in a single image for autonomous ground robot navigation", 2013, with the
+  determinants taken to the power 1/3 so that both terms are variances). It is taken as sky only when it
+  is brighter than the ground by ``BRIGHTER``, bright itself (``BRIGHT``) and not sand- or sunset-coloured
+  (blue at least red - ``NOT_ORANGE``): water seen from above, a canal, a beach at the top of an aerial
+  photo also lie above their first edge, but they are darker than the land or not blue.
+- Cloudy or clear: cloudy when at least ``CLOUDY`` of its interior (away from the horizon, whose edge is
+  detail of its own) has detail above ``DETAIL`` (1.5/255: finer motion than that is invisible).
+- ``apply_sky``: a cloudy sky moves sideways, to the right by convention (a photo cannot show which way
+  clouds go; an arrow in the sky sets it), at the network's speed smoothed over the sky; a clear one is
+  still. The network's field is kept below the horizon.
+
+The thresholds were read off the 19 training photos (models/trainset_real), whose skies are unlabelled, and
+checked on the evaluation photos: there, clear and cloudy skies fall on either side with a wide gap (0.03
+against 0.17 of the interior with detail), but 19 + 19 photos are few; MODEL_CARD.md has the figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .field import box_blur, resize_bilinear
+
+WORK = 256  # px on the long side: the horizon is found and the detail measured at this size
+BRIGHTER = 0.15  # the sky's mean brightness above the ground's (sRGB values in [0, 1])
+BRIGHT = 0.5  # the sky's own mean brightness
+NOT_ORANGE = 0.1  # mean blue - red above -NOT_ORANGE: blue, grey or white, not sand or a sunset
+MIN_PART = 0.03  # sky and ground each at least this much of the picture
+MIN_INNER = 0.02  # of the picture: a smaller sky interior is too little to tell clouds from a clear sky
+DETAIL = 1.5 / 255  # local detail (mean |g - blur(g)|) above which a pixel shows motion
+CLOUDY = 0.1  # of the sky's interior with detail: a cloudy sky
+EDGE_PX = 3  # at WORK px: the horizon's own edge, left out of the interior and blended across
+THRESHOLDS = np.geomspace(0.004, 0.2, 24)  # gradient thresholds tried for the horizon
+
+
+@dataclass
+class Sky:
+    weight: np.ndarray  # float32 (H, W) in [0, 1]: 1 in the sky, blended across the horizon
+    inner: np.ndarray  # float32 (H, W) in [0, 1]: 1 in the sky away from the horizon, 0 at it and below
+    cloudy: bool
+    fraction: float  # of the picture
+
+
+def _work(rgb: np.ndarray) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    s = min(1.0, WORK / max(h, w))
+    return resize_bilinear(np.asarray(rgb, np.float32), (max(8, round(h * s)), max(8, round(w * s))))
+
+
+def detail(gray: np.ndarray) -> np.ndarray:
+    """Local detail of a (H, W) picture at WORK px: |g - its 5 px box blur|, averaged over 9 px."""
+    return box_blur(np.abs(gray - box_blur(gray, 2)), 4)
+
+
+def horizon_mask(rgb: np.ndarray) -> np.ndarray | None:
+    """bool (h, w) at the work size: per column the rows above its first edge, for the edge threshold of
+    least colour spread (Shen and Wang's energy); None when no threshold leaves sky and ground both."""
+    g = box_blur(rgb.mean(axis=2), 1)
+    gy = np.zeros_like(g)
+    gx = np.zeros_like(g)
+    gy[1:-1] = (g[2:] - g[:-2]) / 2
+    gx[:, 1:-1] = (g[:, 2:] - g[:, :-2]) / 2
+    grad = np.hypot(gx, gy)
+    h, w = g.shape
+    rows = np.arange(h)[:, None]
+    best, best_mask = -1.0, None
+    for t in THRESHOLDS:
+        edge = grad > t
+        edge[-1] = True
+        sky = rows < edge.argmax(axis=0)[None, :]
+        n = sky.sum()
+        if n < MIN_PART * h * w or n > (1 - MIN_PART) * h * w:
+            continue
+        cs, cg = np.cov(rgb[sky].T), np.cov(rgb[~sky].T)
+        spread = (2.0 * abs(np.linalg.det(cs)) ** (1 / 3) + abs(np.linalg.det(cg)) ** (1 / 3)
+                  + 2.0 * np.linalg.eigvalsh(cs)[-1] + np.linalg.eigvalsh(cg)[-1])
+        energy = 1.0 / (spread + 1e-12)
+        if energy > best:
+            best, best_mask = energy, sky
+    return best_mask
+
+
+def find_sky(rgb: np.ndarray) -> Sky | None:
+    """The photo's sky (float32 (H, W, 3) sRGB in [0, 1]), or None when it shows none."""
+    small = _work(rgb)
+    sky = horizon_mask(small)
+    if sky is None:
+        return None
+    lum = small.mean(axis=2)
+    blue_minus_red = (small[..., 2] - small[..., 0])[sky].mean()
+    if not (lum[sky].mean() - lum[~sky].mean() > BRIGHTER and lum[sky].mean() > BRIGHT
+            and blue_minus_red > -NOT_ORANGE):
+        return None
+    soft = np.clip(box_blur(sky.astype(np.float32), EDGE_PX), 0.0, 1.0)
+    inner = soft > 0.999
+    if inner.mean() < MIN_INNER:
+        return None
+    cloudy = bool((detail(lum)[inner] > DETAIL).mean() >= CLOUDY)
+    h, w = rgb.shape[:2]
+    up = [np.clip(resize_bilinear(m, (h, w)), 0.0, 1.0).astype(np.float32)
+          for m in (soft, box_blur(inner.astype(np.float32), EDGE_PX))]
+    return Sky(up[0], up[1], cloudy, float(sky.mean()))
+
+
+def apply_sky(field: np.ndarray, rgb: np.ndarray, masked: bool = False) -> tuple[np.ndarray, str | None]:
+    """The network's ``field`` (H, W, 2) with the photo's sky drifting sideways (cloudy) or still (clear),
+    and a note for the user; (field unchanged, None) when there is no sky. ``masked``: the user's mask
+    already says where motion may be, so a clear sky inside it drifts too instead of stopping."""
+    sky = find_sky(rgb)
+    if sky is None:
+        return field, None
+    wgt, inner = sky.weight[..., None], sky.inner[..., None]
+    pct = f"{100 * sky.fraction:.0f}%"
+    if sky.cloudy or masked:
+        h, w = field.shape[:2]
+        speed = np.hypot(field[..., 0], field[..., 1])
+        small = _work(speed[..., None])[..., 0]
+        smooth = resize_bilinear(box_blur(small, 4), (h, w))  # one speed for neighbouring clouds: no shear
+        side = np.zeros_like(field)
+        side[..., 0] = smooth
+        out = field * (1.0 - wgt) + side * inner  # still at the horizon: nothing is pushed into the ground
+        what = "its clouds drift" if sky.cloudy else "it drifts"
+        note = f"sky ({pct} of the picture): {what} right; an arrow in it sets the way"
+    else:
+        out = field * (1.0 - wgt)
+        note = f"clear sky ({pct} of the picture) left still; an arrow or the mask moves it"
+    return out.astype(np.float32), note
