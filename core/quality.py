@@ -20,6 +20,11 @@
   1-a: 0.5 for an even mix. Per 128 px tile inside the mask, the highest autocorrelation at lags 4-56 px
   (beyond a texture's own short-range correlation), minus the photo's own at the same tile (a repetitive
   texture is not a double image); the frame's figure is the mean over tiles, the loop's the worst frame.
+- content sharpness (`content_sharpness`, from the photo and the field, not from frames): the Laplacian
+  energy each frame would have inside the region if every stream carried the photo's own pixels unchanged,
+  over the photo's. Texture that the motion brings into the region is more or less detailed than what it
+  takes out (the canal's water is calmer downstream), so a perfect renderer's sharpness over the photo
+  varies too; a frame's sharpness over its content sharpness is what the renderer itself loses or adds.
 """
 
 from __future__ import annotations
@@ -244,3 +249,53 @@ def loop_quality(frames, mask: np.ndarray | None = None, reference: np.ndarray |
         else:
             meter.add(fr)
     return meter.result()
+
+
+def content_sharpness(photo: np.ndarray, motion: np.ndarray, settings, region: np.ndarray, engine=None
+                      ) -> np.ndarray:
+    """Per frame t = 0 .. N-1 of the loop ``settings`` (core.job.LoopSpec) renders from ``photo`` and
+    ``motion`` (px/frame, before the loop's speed): the mean squared Laplacian inside ``region`` of a
+    picture whose pixel x shows, in the forward stream, the photo's pixel where x came from (x + B_t(x), B_t
+    = t Euler steps of -M: the inverse of the forward stream's displacement) and, in the backward stream,
+    the photo at x + F_{N-t}(x), mixed with the renderer's stream weights (`core.render.crossover_centre`,
+    `crossfade`; 1 - t/N for the splat renderer), over the photo's own mean inside ``region``. Pixels a
+    stream has carried off the picture count for the other stream alone."""
+    from .engines import get_engine
+    from .integrate import BackwardFields
+    from .render import crossfade, crossover_centre
+
+    engine = engine or get_engine("cpu")
+    n = settings.frames
+    m = np.ascontiguousarray(motion, np.float32) * np.float32(settings.speed)
+    h, w = region.shape
+    energy = laplacian(_gray(photo)) ** 2
+    ref = float(energy[region].mean()) if region.any() else 0.0
+    out = np.ones(n)
+    if ref <= 0 or not np.any(m):
+        return out
+    sharp = settings.renderer == "sharp"
+    centre = crossover_centre(m, settings) if sharp else 0.5
+    ys, xs = np.nonzero(region)
+
+    def source_energy(flow) -> tuple[np.ndarray, np.ndarray]:
+        f = engine.to_numpy(flow)[ys, xs]
+        sx, sy = np.rint(xs + f[:, 0]), np.rint(ys + f[:, 1])
+        ok = np.isfinite(sx) & np.isfinite(sy) & (sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)
+        e = np.zeros(xs.size)
+        e[ok] = energy[sy[ok].astype(np.int64), sx[ok].astype(np.int64)]
+        return e, ok.astype(np.float64)
+
+    back = engine.zeros((h, w, 2))
+    minus = engine.asarray(-m)
+    ahead = BackwardFields(engine, engine.asarray(m), n)
+    for t in range(1, n):
+        back = engine.step(minus, back)
+        a = crossfade(t, n, centre, settings.crossfade) if sharp else np.float32(1.0 - t / n)
+        a = np.broadcast_to(np.asarray(a, np.float64), (h, w))[ys, xs]
+        ef, okf = source_energy(back)
+        eb, okb = source_energy(ahead.get(n - t))
+        wf, wb = a * okf, (1.0 - a) * okb
+        tot = wf + wb
+        use = tot > 0
+        out[t] = float(((wf * ef + wb * eb)[use] / tot[use]).mean() / ref) if use.any() else 1.0
+    return out

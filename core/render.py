@@ -235,6 +235,17 @@ def crossfade(t: int, n: int, centre: np.ndarray | float, width: float) -> np.nd
     return a
 
 
+def crossover_centre(motion: np.ndarray, settings: LoopSpec, blur=None) -> np.ndarray | float:
+    """Where in the loop (a fraction) each pixel of the sharp renderer crosses from the forward stream to
+    the backward one, for ``crossfade(t, n, centre, settings.crossfade)``: 0.5 everywhere without a phase
+    spread, else spread over the moving pixels by `phase_map`. ``motion``: the field as the loop moves it."""
+    spread = min(settings.phase_spread, 1.0 - settings.crossfade)
+    if spread <= 0:
+        return 0.5
+    moving = np.hypot(motion[..., 0], motion[..., 1]) > 1e-3
+    return 0.5 + spread * (phase_map(motion.shape[:2], region=moving, blur=blur) - 0.5)
+
+
 def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpec) -> Iterator[Frame]:
     """Frames 1 .. N-1 of the detail-keeping renderer (see core/engines/reference.py, "sharp" path): each
     stream splats its source coordinates, the photo is resampled once at them (its smooth base bilinearly,
@@ -249,9 +260,7 @@ def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpe
     flow = engine.zeros((h, w, 2))
     acc_f, acc_b = engine.zeros((h, w, 4)), engine.zeros((h, w, 4))
     width = settings.crossfade
-    spread = min(settings.phase_spread, 1.0 - width)
-    moving = np.hypot(motion[..., 0], motion[..., 1]) > 1e-3
-    centre = 0.5 + spread * (phase_map((h, w), region=moving, blur=engine.box_blur) - 0.5) if spread > 0 else 0.5
+    centre = crossover_centre(motion, settings, blur=engine.box_blur)
     started = time.perf_counter()
     for t in range(1, n):
         flow = engine.step(m_fwd, flow)
