@@ -14,7 +14,10 @@ numpy only (Blender bundles no OpenCV and no segmentation weights):
   (blue at least red - ``NOT_ORANGE``): water seen from above, a canal, a beach at the top of an aerial
   photo also lie above their first edge, but they are darker than the land or not blue.
 - Cloudy or clear: cloudy when at least ``CLOUDY`` of its interior (away from the horizon, whose edge is
-  detail of its own) has detail above ``DETAIL`` (1.5/255: finer motion than that is invisible).
+  detail of its own) has detail above ``DETAIL`` (1.5/255: finer motion than that is invisible). Clouds
+  lie flat: their detail has more vertical than horizontal gradient (0.17-0.26 horizontal over vertical on
+  the photos); detail that stands up (above ``STANDING``: the streaks of a waterfall falling from the top
+  edge) is not taken for a sky at all.
 - ``apply_sky``: a cloudy sky moves sideways, to the right by convention (a photo cannot show which way
   clouds go; an arrow in the sky sets it), at the network's speed smoothed over the sky; a clear one is
   still. The network's field is kept below the horizon.
@@ -40,6 +43,7 @@ MIN_PART = 0.03  # sky and ground each at least this much of the picture
 MIN_INNER = 0.02  # of the picture: a smaller sky interior is too little to tell clouds from a clear sky
 DETAIL = 1.5 / 255  # local detail (mean |g - blur(g)|) above which a pixel shows motion
 CLOUDY = 0.1  # of the sky's interior with detail: a cloudy sky
+STANDING = 1.0  # gradient energy across / along the picture's columns above which the detail stands up
 EDGE_PX = 3  # at WORK px: the horizon's own edge, left out of the interior and blended across
 THRESHOLDS = np.geomspace(0.004, 0.2, 24)  # gradient thresholds tried for the horizon
 
@@ -106,7 +110,12 @@ def find_sky(rgb: np.ndarray) -> Sky | None:
     inner = soft > 0.999
     if inner.mean() < MIN_INNER:
         return None
-    cloudy = bool((detail(lum)[inner] > DETAIL).mean() >= CLOUDY)
+    detailed = inner & (detail(lum) > DETAIL)
+    cloudy = bool(detailed.mean() >= CLOUDY * inner.mean())
+    if cloudy:
+        gy, gx = np.gradient(lum)
+        if (gx[detailed] ** 2).sum() > STANDING * (gy[detailed] ** 2).sum():
+            return None  # streaks that stand (a waterfall from the top edge), not clouds, which lie flat
     h, w = rgb.shape[:2]
     up = [np.clip(resize_bilinear(m, (h, w)), 0.0, 1.0).astype(np.float32)
           for m in (soft, box_blur(inner.astype(np.float32), EDGE_PX))]

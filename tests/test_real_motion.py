@@ -113,3 +113,21 @@ def test_the_sky_cue_finds_skies_only_where_there_are_and_can_be_turned_off():
     sky = predict_motion(photo("clouds_island_188029"), source="model").field[find_sky(photo(
         "clouds_island_188029")).inner > 0.99]
     assert sky[:, 0].mean() > 0.1 and np.abs(sky[:, 1]).mean() < 0.02, sky.mean(axis=0)
+
+
+def test_detail_that_stands_up_is_not_taken_for_clouds(monkeypatch):
+    """Clouds lie flat; a waterfall falling from the top edge has standing streaks and must never be turned
+    sideways. The island photo's sky band replaced by standing streaks made of its own sea's ripples (one
+    row of them, brightened, repeated down the band) passes every other test of a sky, so it is refused for
+    its streaks alone (with ``STANDING`` out of the way it is taken for a cloudy sky)."""
+    from stillflow.core import sky
+
+    img = ev.load_photo(ev.REALSET / "clouds_island_188029.jpg", 512)[0]
+    h = img.shape[0]
+    band = slice(0, int(0.35 * h))
+    streaks = img.copy()
+    streaks[band] = np.clip(0.25 + img[int(0.8 * h)], 0.0, 1.0)[None]
+    assert sky.find_sky(img).cloudy
+    assert sky.find_sky(streaks) is None
+    monkeypatch.setattr(sky, "STANDING", 1e9)
+    assert sky.find_sky(streaks).cloudy
