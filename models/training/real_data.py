@@ -11,7 +11,7 @@ A labelled photo gives no full motion field, so its sample carries weights, not 
   and calm lakes show no direction in a photo).
 Unlabelled pixels (the uncertain edges, clear skies) carry no loss.
 Photos are used at the scale the model runs them (512 px on the long side), cropped like the procedural
-scenes (models/training/data.py), with a random rescale of 0.8-1.25, horizontal flips (dx negated) and the
+scenes (models/training/data.py and scenes.py), with a random rescale of 0.8-1.25, horizontal flips (dx negated) and the
 same colour jitter.
 """
 
@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 
 from ...core.hints import dense_from_arrows, load_hints, rasterize_polygons
-from .data import build_input, photometric
+from .data import build_input
+from .scenes import photometric
 
 HERE = Path(__file__).resolve().parent.parent  # models/
 TRAINSET = HERE / "trainset_real"

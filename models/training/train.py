@@ -1,4 +1,4 @@
-"""Train Stillflow's motion U-Net on scenes with known motion: procedural (models/training/data.py) and, with
+"""Train Stillflow's motion U-Net on scenes with known motion: procedural (models/training/scenes.py, sampled by data.py) and, with
 ``--p-rendered``, Blender-rendered ones (models/training/render_data.py, rendered into its cache beforehand).
 
     python -m stillflow.models.training.train --minutes 35 --out models/runs/motion.pt
