@@ -6,8 +6,9 @@ so `stillflow.operators.encode` (and the `stillflow` command) import without Ble
 
 - `add_image_strip(scene, frame_paths, channel=None, frame_start=None)`: one Video Sequencer image strip
   holding an image sequence (all frames in one folder). Also used by the Blender operators.
-- `write_mp4(frame_paths, out_path, fps)`: H.264 in an MP4 container. Renders the frames through a
-  temporary scene's sequencer (removed afterwards), so the caller's data is left alone.
+- `write_mp4(frame_paths, out_path, fps)`: H.264 in an MP4 container. Encoded by x264 through PyAV where
+  it is installed (no bpy then), else rendered through a temporary scene's sequencer (removed afterwards),
+  so the caller's data is left alone.
 - `write_blend(path, image_path, field, frame_paths, fps)`: a new .blend holding the photo, the motion field
   as a float image (R = dx, G = -dy, + up, as `core.field.to_blender_rgba` writes it; packed into the file)
   and a sequencer strip of the loop (the frames, or the movie when `frame_paths` is one movie file).
@@ -98,7 +99,8 @@ def write_mp4(frame_paths, out_path, fps: float, keyframe_interval: int | None =
 
     Where PyAV is installed with its libx264 (the command line's environment; Blender bundles neither),
     the perceptual MP4 is encoded through it instead, with the same settings and x264's macroblock tree
-    off (`_write_x264`): what makes the wrap and the steps inside the moving region even.
+    and adaptive quantiser off (`_write_x264`, `X264_OPTIONS`): what makes the wrap and the steps inside
+    the moving region even.
     """
     paths = _check_one_folder(frame_paths)
     out_path = Path(out_path).absolute()
