@@ -1,4 +1,4 @@
-"""Blender-side writers used by the command line: MP4 through Blender's own FFmpeg, and a .blend file.
+"""Writers used by the command line: MP4 (through PyAV's x264, else Blender's own FFmpeg), and a .blend file.
 
 These are the only places where the command line touches bpy, and bpy is imported inside each function,
 so `stillflow.operators.encode` (and the `stillflow` command) import without Blender. They work in the
