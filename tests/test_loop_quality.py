@@ -167,27 +167,36 @@ def test_inspect_tells_a_blurred_loop_from_a_clean_one(tmp_path):
     assert r.returncode == 2 and "not found" in h.one_line_error(r.stderr)
 
 
-@pytest.mark.bpy
-@pytest.mark.skipif(not HAS_BPY, reason="needs the bpy module")
-def test_mp4_has_one_keyframe_so_the_still_picture_never_regrains(tmp_path):
-    hints = REPO / "samples" / "mcway_falls.hints.json"
-    r = h.run_cli("animate", SAMPLE, "--hints", hints, "--motion", "hints", "--max-size", "480", "--frames", "36",
-                  "--format", "png", "--out", tmp_path, "-q", timeout=300)
+@pytest.fixture(scope="module")
+def sample_frames(tmp_path_factory):
+    """The sample's loop as PNG frames, 36 frames at 480 px, the arrows alone: what the MP4 tests encode."""
+    out = tmp_path_factory.mktemp("sample_frames")
+    r = h.run_cli("animate", SAMPLE, "--hints", REPO / "samples" / "mcway_falls.hints.json", "--motion", "hints",
+                  "--max-size", "480", "--frames", "36", "--format", "png", "--out", out, "-q", timeout=300)
     assert r.returncode == 0, r.stderr
-    frames = sorted((tmp_path / "mcway_falls_frames").glob("*.png"))
-    code = (
-        "import sys; from pathlib import Path; from stillflow.operators import encode\n"
-        "frames = sorted(Path(sys.argv[1]).glob('*.png'))\n"
-        "encode.write_mp4(frames, Path(sys.argv[2]) / 'gop12.mp4', 30, keyframe_interval=12)\n"
-        "encode.write_mp4(frames, Path(sys.argv[2]) / 'loop.mp4', 30)\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code, str(frames[0].parent), str(tmp_path)], capture_output=True,
+    return sorted((out / "mcway_falls_frames").glob("*.png"))
+
+
+def _encode(frames: list[Path], out: Path, code: str) -> None:
+    """Run ``code`` (which sees ``encode``, ``frames`` and ``out``) in a fresh process, as the command line
+    encodes: bpy's state stays out of the test process."""
+    head = ("import sys; from pathlib import Path; from stillflow.operators import encode\n"
+            "frames = sorted(Path(sys.argv[1]).glob('*.png')); out = Path(sys.argv[2])\n")
+    r = subprocess.run([sys.executable, "-c", head + code, str(frames[0].parent), str(out)], capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.bpy
+@pytest.mark.skipif(not HAS_BPY, reason="needs the bpy module")
+def test_mp4_has_one_keyframe_so_the_still_picture_never_regrains(sample_frames, tmp_path):
+    hints = REPO / "samples" / "mcway_falls.hints.json"
+    _encode(sample_frames, tmp_path, "encode.write_mp4(frames, out / 'gop12.mp4', 30, keyframe_interval=12)\n"
+                                     "encode.write_mp4(frames, out / 'loop.mp4', 30)\n")
     regrained = _inspect(tmp_path / "gop12.mp4", "--mask", hints)
     clean = _inspect(tmp_path / "loop.mp4", "--mask", hints)
-    assert regrained["frames"] == clean["frames"] == len(frames)  # exactly N frames
-    assert regrained["still_step_max"] > 0.5  # Blender's keyframes re-encode the still picture: caught
+    assert regrained["frames"] == clean["frames"] == len(sample_frames)  # exactly N frames
+    assert regrained["still_step_max"] > 0.5  # a keyframe every 12 frames re-encodes the still picture: caught
     assert clean["still_step_max"] <= 0.15, clean
 
 
@@ -241,7 +250,9 @@ def test_content_sharpness_is_the_detail_the_streams_carry_in():
     assert sharp[0] == 1.0 and np.all(np.isfinite(sharp)) and not np.allclose(sharp, got)
 
 
-def test_mp4_through_x264_steps_evenly_at_the_wrap_and_keeps_the_still_picture(tmp_path):
+@pytest.mark.bpy
+@pytest.mark.skipif(not HAS_BPY, reason="needs the bpy module")
+def test_mp4_through_x264_steps_evenly_at_the_wrap_and_keeps_the_still_picture(sample_frames, tmp_path):
     """Where PyAV's libx264 encodes (operators.encode._write_x264: macroblock tree and adaptive quantiser
     off), on the sample's loop (36 frames at 480 px, the arrows alone): N frames; outside the moving region
     at most 0.1/255 on average at every step (issue 11's target); the wrap's step and the moving region's
@@ -250,20 +261,9 @@ def test_mp4_through_x264_steps_evenly_at_the_wrap_and_keeps_the_still_picture(t
     the issue's 1.5, against 1.76 and 1.64: `X264_OPTIONS`)."""
     pytest.importorskip("av")
     hints = REPO / "samples" / "mcway_falls.hints.json"
-    r = h.run_cli("animate", SAMPLE, "--hints", hints, "--motion", "hints", "--max-size", "480", "--frames", "36",
-                  "--format", "png", "--out", tmp_path, "-q", timeout=300)
-    assert r.returncode == 0, r.stderr
-    folder = tmp_path / "mcway_falls_frames"
-    code = (
-        "import sys; from pathlib import Path; from stillflow.operators import encode\n"
-        "frames = sorted(Path(sys.argv[1]).glob('*.png'))\n"
-        "encode.write_mp4(frames, Path(sys.argv[2]) / 'x264.mp4', 30)\n"
-        "encode._x264 = lambda: None\n"  # as where PyAV is not installed: Blender's FFmpeg
-        "encode.write_mp4(frames, Path(sys.argv[2]) / 'blender.mp4', 30)\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code, str(folder), str(tmp_path)], capture_output=True, text=True,
-                       timeout=300)
-    assert r.returncode == 0, r.stderr
+    _encode(sample_frames, tmp_path, "encode.write_mp4(frames, out / 'x264.mp4', 30)\n"
+                                     "encode._x264 = lambda: None\n"  # as where PyAV is not installed
+                                     "encode.write_mp4(frames, out / 'blender.mp4', 30)\n")
     x264 = _inspect(tmp_path / "x264.mp4", "--mask", hints)
     blender = _inspect(tmp_path / "blender.mp4", "--mask", hints)
     assert x264["frames"] == blender["frames"] == 36
