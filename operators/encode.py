@@ -105,9 +105,10 @@ def write_mp4(frame_paths, out_path, fps: float, keyframe_interval: int | None =
     paths = _check_one_folder(frame_paths)
     out_path = Path(out_path).absolute()
     width, height = _even_size(*_image_size(paths[0]))
-    if not lossless and _x264() is not None:
+    av = None if lossless else _x264()
+    if av is not None:
         with atomic_file(out_path) as tmp:
-            _write_x264(paths, tmp, width, height, fps, keyframe_interval or len(paths))
+            _write_x264(av, paths, tmp, width, height, fps, keyframe_interval or len(paths))
             check_mp4(tmp, out_path.name)
         return out_path
     bpy = _bpy()
@@ -160,14 +161,15 @@ def _x264():
 X264_OPTIONS = {"crf": "17", "preset": "medium", "bf": "0", "x264-params": "mbtree=0:aq-mode=0:scenecut=0"}
 
 
-def _write_x264(paths: list[Path], out: Path, width: int, height: int, fps: float, keyframe_interval: int) -> None:
-    """H.264 (yuv420p, BT.709 limited range, tagged as Blender's FFmpeg tags it) through PyAV."""
+def _write_x264(av, paths: list[Path], out: Path, width: int, height: int, fps: float,
+                keyframe_interval: int) -> None:
+    """H.264 (yuv420p, BT.709 limited range, tagged as Blender's FFmpeg tags it) through PyAV (``av``, from
+    `_x264`)."""
     from fractions import Fraction
 
     import numpy as np
     from PIL import Image
 
-    av = _x264()
     try:
         with av.open(str(out), "w", format="mp4") as movie:
             stream = movie.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
