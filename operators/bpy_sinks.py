@@ -1,8 +1,10 @@
-"""The sinks that need bpy: an H.264 MP4 through Blender's own FFmpeg and the command line's .blend.
+"""The sinks that need bpy: an H.264 MP4 (through x264 where PyAV is there, else Blender's own FFmpeg) and
+the command line's .blend.
 
 They follow `core.sinks.Sink` (open / write / close / abort inside a `core.staging.Stage`) and take plain
 data only (paths, arrays, numbers), never the add-on's registered classes, so they run in the `bpy` module
-of the command line as well as inside Blender. bpy is imported when they close, not before.
+of the command line as well as inside Blender. bpy is imported when they close, not before (and
+not at all for an MP4 that x264 encodes).
 """
 
 from __future__ import annotations
@@ -14,32 +16,49 @@ from pathlib import Path
 import numpy as np
 
 from ..core.job import output_names
+from ..core.render import frame_to_uint8
 from ..core.sinks import FramesSink
+from ..core.video import X264Writer, x264
 
 
 class Mp4Sink:
-    """`<stem>_loop.mp4`: H.264 of 8-bit frames, its own hidden ones (BMP: uncompressed, quick to write and
-    for Blender to read) or the PNG frames of a `FramesSink` beside it."""
+    """`<stem>_loop.mp4`: H.264 of 8-bit frames. Where PyAV has libx264 (`core.video`), each frame goes to
+    x264 as it is rendered, encoded on a thread of its own alongside the next one; else Blender's own
+    FFmpeg encodes them at close, from hidden frames of the sink's own (BMP: uncompressed, quick to write
+    and for Blender to read) or from the PNG frames of a `FramesSink` beside it. ``lossless`` (H.264
+    lossless) always goes through Blender's FFmpeg."""
 
     def __init__(self, stem: str, frames_from: FramesSink | None = None, lossless: bool = False):
         self.names = [output_names(stem)["mp4"]]
+        self.stem = stem
         self.lossless = lossless
         self.frames_from = frames_from
-        self._own = None if frames_from is not None else FramesSink(stem, "bmp", even=True, hidden=True)
+        self._own: FramesSink | None = None
+        self._writer: X264Writer | None = None
 
     def open(self, folder, width: int, height: int, loop) -> None:
         self.path = folder / self.names[0]
         self.fps = loop.fps
-        if self._own is not None:
+        av = None if self.lossless else x264()
+        if av is not None:
+            self._writer = X264Writer(av, self.path, width, height, loop.fps, gop=loop.frames)
+        elif self.frames_from is None:
+            self._own = FramesSink(self.stem, "bmp", even=True, hidden=True)
             self._own.open(folder, width, height, loop)
 
     def write(self, index: int, rgb: np.ndarray) -> None:
-        if self._own is not None:
+        if self._writer is not None:
+            self._writer.write(frame_to_uint8(rgb))
+        elif self._own is not None:
             self._own.write(index, rgb)
 
     def close(self) -> None:
-        from .encode import write_mp4
+        from .encode import check_mp4, write_mp4
 
+        if self._writer is not None:
+            self._writer.close()
+            check_mp4(self.path, self.names[0])
+            return
         if self._own is not None:
             self._own.close()  # its last frames written
         frames = (self._own or self.frames_from).paths
@@ -48,6 +67,8 @@ class Mp4Sink:
             shutil.rmtree(self._own.folder, ignore_errors=True)
 
     def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
         if self._own is not None:
             self._own.abort()
 

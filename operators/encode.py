@@ -28,6 +28,7 @@ from pathlib import Path
 from ..core.errors import InputError, OutputError
 from ..core.field import FIELD_SUFFIX
 from ..core.staging import atomic_file
+from ..core.video import encode_files, even_size, x264
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +77,6 @@ def _set_fps(scene, fps: float) -> None:
     scene.render.fps_base = whole / fps
 
 
-def _even_size(width: int, height: int) -> tuple[int, int]:
-    # H.264 in 4:2:0 needs even sizes; the strip is scaled to fit the (at most 1 px smaller) frame.
-    return max(2, width - width % 2), max(2, height - height % 2)
-
-
 def _image_size(path: Path) -> tuple[int, int]:
     from PIL import Image
 
@@ -97,18 +93,18 @@ def write_mp4(frame_paths, out_path, fps: float, keyframe_interval: int | None =
     whole loop unless ``keyframe_interval`` says otherwise (Blender's own default is 18); ``lossless``:
     H.264 lossless instead of perceptually lossless (CRF 17). Returns out_path.
 
-    Where PyAV is installed with its libx264 (the command line's environment; Blender bundles neither),
-    the perceptual MP4 is encoded through it instead, with the same settings and x264's macroblock tree
-    and adaptive quantiser off (`_write_x264`, `X264_OPTIONS`): what makes the wrap and the steps inside
-    the moving region even.
+    Where PyAV is installed with its libx264 (the command line's environment, and the extension's zip,
+    which bundles it), the perceptual MP4 is encoded through it instead (`core.video`), with the same
+    settings and x264's macroblock tree and adaptive quantiser off: what makes the wrap and the steps
+    inside the moving region even.
     """
     paths = _check_one_folder(frame_paths)
     out_path = Path(out_path).absolute()
-    width, height = _even_size(*_image_size(paths[0]))
-    av = None if lossless else _x264()
+    width, height = even_size(*_image_size(paths[0]))
+    av = None if lossless else x264()
     if av is not None:
         with atomic_file(out_path) as tmp:
-            _write_x264(av, paths, tmp, width, height, fps, keyframe_interval or len(paths))
+            encode_files(av, paths, tmp, fps, keyframe_interval or len(paths))
             check_mp4(tmp, out_path.name)
         return out_path
     bpy = _bpy()
@@ -137,58 +133,6 @@ def write_mp4(frame_paths, out_path, fps: float, keyframe_interval: int | None =
     finally:
         bpy.data.scenes.remove(scene)
     return out_path
-
-
-def _x264():
-    """PyAV, when it is installed and has libx264; else None (Blender's FFmpeg encodes)."""
-    try:
-        import av
-    except ImportError:
-        return None
-    return av if "libx264" in av.codecs_available else None
-
-
-# x264's macroblock tree spends bits on what later frames refer to: over one GOP for the whole loop it gives
-# the last frames less and the keyframe more, so the wrap (frame N-1 -> frame 0) and the moving region's
-# steps jump; its adaptive quantiser re-grains the still picture a little at some frames. Measured with
-# `stillflow inspect` on the sample's default loop (60 frames, 1280x720): wrap step / median, the moving
-# region's largest step / median, the still region's largest mean step, size:
-#   Blender's FFmpeg (CRF 17, one GOP)          1.76  1.64  0.090/255  1.0 MB
-#   x264, mbtree=0                              1.39  1.28  0.085/255  1.7 MB
-#   x264, mbtree=0:aq-mode=0 (these options)    1.41  1.37  0.033/255  1.5 MB
-# At 480 px and 36 frames: Blender 2.68, 2.54, 0.100/255; these options 1.90, 1.77, 0.079/255. Blender
-# exposes no x264 option for either. (Contrast-boosted crops of a clear sky showed no more banding.)
-X264_OPTIONS = {"crf": "17", "preset": "medium", "bf": "0", "x264-params": "mbtree=0:aq-mode=0:scenecut=0"}
-
-
-def _write_x264(av, paths: list[Path], out: Path, width: int, height: int, fps: float,
-                keyframe_interval: int) -> None:
-    """H.264 (yuv420p, BT.709 limited range, tagged as Blender's FFmpeg tags it) through PyAV (``av``, from
-    `_x264`)."""
-    from fractions import Fraction
-
-    import numpy as np
-    from PIL import Image
-
-    try:
-        with av.open(str(out), "w", format="mp4") as movie:
-            stream = movie.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            cc = stream.codec_context
-            cc.colorspace = cc.color_primaries = cc.color_trc = 1  # BT.709
-            cc.color_range = 1  # limited ("MPEG")
-            stream.options = {**X264_OPTIONS, "g": str(max(1, int(keyframe_interval)))}
-            for path in paths:
-                with Image.open(path) as im:
-                    rgb = np.ascontiguousarray(np.asarray(im.convert("RGB"))[:height, :width])
-                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
-                    format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
-                for packet in stream.encode(frame):
-                    movie.mux(packet)
-            for packet in stream.encode():
-                movie.mux(packet)
-    except (OSError, av.FFmpegError) as err:
-        raise OutputError(f"the movie could not be encoded ({err}): is the disk full?") from None
 
 
 def _video_settings(scene, width: int, height: int, keyframe_interval: int) -> None:
@@ -431,7 +375,7 @@ def write_blend(path, image_path, field, frame_paths, fps: float) -> Path:
         scene.frame_start, scene.frame_end = 1, n_frames
         _set_fps(scene, fps)
         scene.view_settings.view_transform = "Standard"
-        scene.render.resolution_x, scene.render.resolution_y = _even_size(width, height)
+        scene.render.resolution_x, scene.render.resolution_y = even_size(width, height)
         scene.render.resolution_percentage = 100
         if not live:
             _show_editors(motion)

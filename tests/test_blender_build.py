@@ -114,11 +114,12 @@ def test_full_build_with_wheels(blender, stillflow_ext, tmp_path):
         with zipfile.ZipFile(z) as zf:
             wheels = [f for f in zf.namelist() if f.endswith(".whl")]
         names = {w.split("/")[-1].split("-")[0] for w in wheels}
-        assert names == {"onnxruntime", "numba", "llvmlite", "pillow", "openexr", "tqdm"}, z.name
+        assert names == {"onnxruntime", "numba", "llvmlite", "pillow", "openexr", "tqdm", "av"}, z.name
         assert not [w for w in wheels if "numpy" in w]
         for pyver in ("cp311", "cp313"):  # Blender 5.0, and 5.1 to 5.3: Blender installs its own Python's
             compiled = {w.split("/")[-1].split("-")[0] for w in wheels if f"-{pyver}-" in w}
-            assert compiled == names - {"tqdm"}, (z.name, pyver)
+            assert compiled == names - {"tqdm", "av"}, (z.name, pyver)
+        assert [w for w in wheels if w.split("/")[-1].startswith("av-") and "-cp311-abi3-" in w], z.name
 
 
 INSTALL_CHECK = """
@@ -136,22 +137,33 @@ code = cli.main(["animate", sys.argv[3], "--motion", "model", "--max-size", "96"
                  "--out", sys.argv[4], "--quiet"])
 assert code == 0, code
 print("OK", sorted(p.name for p in __import__("pathlib").Path(sys.argv[4]).rglob("*.png")))
+# The MP4 through the bundled PyAV's x264 (core.video), in the process that holds Blender's own FFmpeg.
+video = importlib.import_module("bl_ext.sfzip.stillflow.core.video")
+av = video.x264()
+assert av is not None, "the bundled PyAV has no libx264"
+code = cli.main(["animate", sys.argv[3], "--motion", "model", "--max-size", "96", "--frames", "6", "--format", "mp4",
+                 "--out", sys.argv[4] + "_mp4", "--quiet"])
+assert code == 0, code
+movie = next(__import__("pathlib").Path(sys.argv[4] + "_mp4").glob("*_loop.mp4"))
+with av.open(str(movie)) as f:
+    print("MP4", sum(1 for _ in f.decode(video=0)), "frames by", av.__file__)
 """
 IMPORT_CHECK = """
 import sys
 sys.path.insert(0, sys.argv[1])
-import numba, onnxruntime, PIL, OpenEXR
-for m in (numba, onnxruntime, PIL, OpenEXR):
+import numba, onnxruntime, PIL, OpenEXR, av
+for m in (numba, onnxruntime, PIL, OpenEXR, av):
     assert m.__file__.startswith(sys.argv[1]), m.__file__
 print(onnxruntime.get_available_providers())
 """
 
 
 def test_zip_with_wheels_installs_them(tmp_path):
-    """The linux zip with its wheels (downloaded: about 120 MB for Python 3.11 and 3.13), installed with
+    """The linux zip with its wheels (downloaded: about 160 MB for Python 3.11 and 3.13), installed with
     Blender's installer into an isolated BLENDER_USER_RESOURCES in a separate process, runs from them: the
-    numba kernels, the model and the command line. The suite runs it on bpy 5.0.1 (Python 3.11) and again on
+    numba kernels, the model, the command line and its MP4 through the bundled PyAV's x264. The suite runs it on bpy 5.0.1 (Python 3.11) and again on
     bpy 5.3 (Python 3.13, numpy 2): Blender installs the wheels of its own Python."""
+    import importlib.util
     import os
     import platform as host
 
@@ -171,9 +183,12 @@ def test_zip_with_wheels_installs_them(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OK" in done.stdout and "frame_0003.png" in done.stdout, done.stdout + done.stderr
+    # Where this environment has no PyAV of its own (.venv313), the one that encoded is the zip's.
+    own_av = importlib.util.find_spec("av") is not None
+    assert "MP4 6 frames by " + ("" if own_av else str(users)) in done.stdout, done.stdout + done.stderr
     site = next(users.glob("extensions/.local/lib/python3.*/site-packages"))
     names = {p.name.split("-")[0] for p in site.iterdir()}
-    assert {"onnxruntime", "numba", "llvmlite"} <= names and "numpy" not in names
+    assert {"onnxruntime", "numba", "llvmlite", "av"} <= names and "numpy" not in names
     done = subprocess.run([sys.executable, "-c", IMPORT_CHECK, str(site)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "CPUExecutionProvider" in done.stdout

@@ -253,7 +253,7 @@ def test_content_sharpness_is_the_detail_the_streams_carry_in():
 @pytest.mark.bpy
 @pytest.mark.skipif(not HAS_BPY, reason="needs the bpy module")
 def test_mp4_through_x264_steps_evenly_at_the_wrap_and_keeps_the_still_picture(sample_frames, tmp_path):
-    """Where PyAV's libx264 encodes (operators.encode._write_x264: macroblock tree and adaptive quantiser
+    """Where PyAV's libx264 encodes (core.video: macroblock tree and adaptive quantiser
     off), on the sample's loop (36 frames at 480 px, the arrows alone): N frames; outside the moving region
     at most 0.1/255 on average at every step (issue 11's target); the wrap's step and the moving region's
     largest step, over the median step, smaller than Blender's FFmpeg gives on the same frames (1.90 and
@@ -262,7 +262,7 @@ def test_mp4_through_x264_steps_evenly_at_the_wrap_and_keeps_the_still_picture(s
     pytest.importorskip("av")
     hints = REPO / "samples" / "mcway_falls.hints.json"
     _encode(sample_frames, tmp_path, "encode.write_mp4(frames, out / 'x264.mp4', 30)\n"
-                                     "encode._x264 = lambda: None\n"  # as where PyAV is not installed
+                                     "encode.x264 = lambda: None\n"  # as where PyAV is not installed
                                      "encode.write_mp4(frames, out / 'blender.mp4', 30)\n")
     x264 = _inspect(tmp_path / "x264.mp4", "--mask", hints)
     blender = _inspect(tmp_path / "blender.mp4", "--mask", hints)

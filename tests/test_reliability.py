@@ -348,7 +348,8 @@ def test_many_arrows_use_bounded_memory_and_too_many_get_one_line(tmp_path):
 
 def test_ctrl_c_while_bpy_starts_for_the_mp4_exits_130_and_leaves_nothing(tmp_path):
     """Case 4: Ctrl-C in the first 0.4 s of MP4 encoding (inside `import bpy` and its add-on registration)
-    crashed the process (exit -11) and left the staging folder with every PNG."""
+    crashed the process (exit -11) and left the staging folder with every PNG. Where x264 (PyAV) encodes the
+    MP4 as the frames come, bpy starts for the .blend once the movie is finished (its index written)."""
     import signal
     import subprocess
     import time
@@ -366,6 +367,8 @@ def test_ctrl_c_while_bpy_starts_for_the_mp4_exits_130_and_leaves_nothing(tmp_pa
         deadline = time.monotonic() + 120
         while p.poll() is None and time.monotonic() < deadline:
             if len(list(out.glob(".stillflow-tmp-*/.frames-bmp/*.bmp"))) >= 8:  # every frame: encoding starts
+                break
+            if any(b"moov" in m.read_bytes() for m in out.glob(".stillflow-tmp-*/*.mp4")):  # x264 has finished
                 break
             time.sleep(0.005)
         time.sleep(delay)
