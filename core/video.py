@@ -79,11 +79,11 @@ class X264Writer:
     def _error(self, err: Exception) -> OutputError:
         return OutputError(f"{self.path.name} could not be encoded ({err}): is the disk full?")
 
-    def write(self, rgb: np.ndarray) -> None:
-        """One frame (uint8 (H, W, 3); copied here, so the caller may reuse its buffer)."""
-        frame = np.ascontiguousarray(rgb[: self.height, : self.width])
-        if frame is rgb:
-            frame = frame.copy()
+    def write(self, rgb: np.ndarray, copy: bool = True) -> None:
+        """One frame (uint8 (H, W, 3)). It is encoded later, on the thread: ``copy`` (the default) takes a
+        copy, so the caller may reuse its buffer; ``copy=False`` for an array nobody writes to again."""
+        frame = rgb[: self.height, : self.width]
+        frame = np.array(frame, order="C") if copy else np.ascontiguousarray(frame)
         while self._pending and (self._pending[0].done() or len(self._pending) >= self.AHEAD):
             self._pending.popleft().result()  # a failed encode raises its OutputError here
         self._pending.append(self._thread.submit(self._encode, frame))
@@ -148,7 +148,7 @@ def encode_files(av, paths: list[Path], out: Path, fps: float, gop: int) -> None
                 rgb = np.asarray(im.convert("RGB"))
             if writer is None:
                 writer = X264Writer(av, out, rgb.shape[1], rgb.shape[0], fps, gop)
-            writer.write(rgb)
+            writer.write(rgb, copy=False)
         if writer is not None:
             writer.close()
     except BaseException:

@@ -48,7 +48,7 @@ class Mp4Sink:
 
     def write(self, index: int, rgb: np.ndarray) -> None:
         if self._writer is not None:
-            self._writer.write(frame_to_uint8(rgb))
+            self._writer.write(frame_to_uint8(rgb), copy=False)  # a new array of its own
         elif self._own is not None:
             self._own.write(index, rgb)
 
