@@ -17,6 +17,7 @@ while swscale converts a frame and x264 encodes it, so encoding overlaps the nex
 
 from __future__ import annotations
 
+import errno
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import OutputError
+from .sinks import write_error
 
 # Measured with `stillflow inspect` on the sample's default loop (60 frames, 1280x720): wrap step / median,
 # the moving region's largest step / median, the still region's largest mean step, size:
@@ -77,6 +79,8 @@ class X264Writer:
         self._thread: ThreadPoolExecutor | None = ThreadPoolExecutor(1, thread_name_prefix="stillflow-x264")
 
     def _error(self, err: Exception) -> OutputError:
+        if getattr(err, "errno", None) == errno.ENOSPC:
+            return write_error(self.path.name, err)  # "the disk is full: ..."
         return OutputError(f"{self.path.name} could not be encoded ({err}): is the disk full?")
 
     def write(self, rgb: np.ndarray, copy: bool = True) -> None:

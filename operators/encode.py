@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..core.errors import InputError, OutputError
 from ..core.field import FIELD_SUFFIX
+from ..core.sinks import write_error
 from ..core.staging import atomic_file
 from ..core.video import encode_files, even_size, x264
 
@@ -384,8 +385,11 @@ def write_blend(path, image_path, field, frame_paths, fps: float) -> Path:
         with atomic_file(path) as tmp:
             with _stdout_to_stderr():
                 if live:
-                    bpy.data.libraries.write(str(tmp), {scene, photo, motion}, path_remap="NONE", fake_user=True,
-                                             compress=True)
+                    try:  # raises on a full disk, where save_as_mainfile leaves a cut file (check_blend)
+                        bpy.data.libraries.write(str(tmp), {scene, photo, motion}, path_remap="NONE",
+                                                 fake_user=True, compress=True)
+                    except OSError as err:
+                        raise write_error(path.name, err) from None
                 else:
                     bpy.ops.wm.save_as_mainfile(filepath=str(tmp), check_existing=False, relative_remap=False,
                                                 copy=True)

@@ -197,7 +197,8 @@ def _umount(path: Path) -> None:
 
 
 def test_a_full_disk_gives_one_line_and_leaves_nothing(tmp_path):
-    """Case 12: a full disk in any format was an ENOSPC traceback, exit 1."""
+    """Case 12: a full disk in any format was an ENOSPC traceback, exit 1. MP4: where x264 encodes as the
+    frames come (no frame files), the disk fills in the movie at 100 KB, in the .blend after it at 200 KB."""
     disk = tmp_path / "disk"
     _tmpfs(disk, "400k")
     try:
@@ -209,6 +210,17 @@ def test_a_full_disk_gives_one_line_and_leaves_nothing(tmp_path):
                           "--format", fmt, "-q")
             assert r.returncode == 2 and "disk is full" in h.one_line_error(r.stderr), (fmt, r.stderr)
             assert list(disk.iterdir()) == []
+        for size in ("100k", "200k"):  # x264's movie (about 170 KB) fills the disk / the .blend after it
+            small = tmp_path / f"disk{size}"
+            _tmpfs(small, size)
+            try:
+                r = h.run_cli("animate", big, "--hints", hints, "--motion", "hints", "--out", small, "--frames",
+                              "30", "--format", "mp4", "-q")
+                line = h.one_line_error(r.stderr)  # "the disk is full: ..." or "... cut short ...: is the disk full?"
+                assert r.returncode == 2 and ("disk is full" in line or "the disk full" in line), (size, r.stderr)
+                assert list(small.iterdir()) == []
+            finally:
+                _umount(small)
     finally:
         _umount(disk)
 
