@@ -65,6 +65,8 @@ class X264Writer:
         self.path = Path(path)
         self.width, self.height = even_size(width, height)
         self._pending: deque = deque()
+        self._thread: ThreadPoolExecutor | None = None
+        self._movie = None
         try:
             self._movie = av.open(str(self.path), "w", format="mp4")
             stream = self._movie.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
@@ -74,9 +76,10 @@ class X264Writer:
             cc.color_range = 1  # limited ("MPEG")
             stream.options = {**X264_OPTIONS, "g": str(max(1, int(gop)))}
         except (OSError, av.FFmpegError) as err:
+            self.abort()
             raise self._error(err) from None
         self._stream = stream
-        self._thread: ThreadPoolExecutor | None = ThreadPoolExecutor(1, thread_name_prefix="stillflow-x264")
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="stillflow-x264")
 
     def _error(self, err: Exception) -> OutputError:
         if getattr(err, "errno", None) == errno.ENOSPC:
