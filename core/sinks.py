@@ -69,6 +69,7 @@ class FramesSink:
         self.paths: list[Path] = []
         self._writer: ThreadPoolExecutor | None = None
         self._pending: deque = deque()
+        self.last: tuple[int, np.ndarray] | None = None  # (index, what write saved) of the latest frame
 
     def open(self, folder, width: int, height: int, loop: LoopSpec) -> None:
         self.folder = folder / self.folder_name
@@ -84,6 +85,7 @@ class FramesSink:
             rgb = rgb[: rgb.shape[0] & ~1, : rgb.shape[1] & ~1]
         # Converted here, into an array of the thread's own: the renderer may reuse its buffers.
         data = srgb_to_linear(rgb) if self.fmt == "exr" else frame_to_uint8(rgb)
+        self.last = (index, data)  # an encoder beside it may take the same 8-bit frame (read only)
         while self._pending and (self._pending[0].done() or len(self._pending) >= self.AHEAD):
             self._pending.popleft().result()  # a failed write raises its OutputError here
         self._pending.append(self._writer.submit(self._save, path, data))

@@ -48,7 +48,12 @@ class Mp4Sink:
 
     def write(self, index: int, rgb: np.ndarray) -> None:
         if self._writer is not None:
-            self._writer.write(frame_to_uint8(rgb), copy=False)  # a new array of its own
+            shared = self.frames_from.last if self.frames_from is not None else None
+            if shared is not None and shared[0] == index and shared[1].dtype == np.uint8:
+                frame = shared[1]  # the PNG sink's 8-bit frame (written before this one), not made twice
+            else:
+                frame = frame_to_uint8(rgb)
+            self._writer.write(frame, copy=False)  # read only from here on, by both threads
         elif self._own is not None:
             self._own.write(index, rgb)
 

@@ -167,8 +167,9 @@ def test_written_blend_opens_with_the_extension_settings(tmp_path, blender):
 def test_mp4_sink_hands_each_frame_to_x264_as_it_comes(tmp_path):
     """Where PyAV has libx264 (core.video), the MP4 sink encodes each frame as it is written, with no hidden
     frame files in its folder at any time, and the movie is the very file `write_mp4` makes from the same
-    frames saved as PNG (x264 is deterministic): the streaming changes when encoding happens, not what. A
-    real photo (the sample's crop, CC0) in a real loop, 12 frames."""
+    frames saved as PNG (x264 is deterministic): the streaming changes when encoding happens, not what; so is
+    the movie of a sink that takes its 8-bit frames from a PNG sink beside it. A real photo (the sample's
+    crop, CC0) in a real loop, 12 frames."""
     pytest.importorskip("av")
     from stillflow.core.imageio import load_image
     from stillflow.core.job import LoopSpec
@@ -186,17 +187,21 @@ def test_mp4_sink_hands_each_frame_to_x264_as_it_comes(tmp_path):
     streamed, pngs = tmp_path / "streamed", tmp_path / "png"
     streamed.mkdir(), pngs.mkdir()
     sink, frames = Mp4Sink("s"), FramesSink("s", "png")
+    beside = Mp4Sink("b", frames_from=frames)  # as the Blender panel pairs them: it takes the PNG sink's frames
     sink.open(streamed, w, h, loop)
     frames.open(pngs, w, h, loop)
+    beside.open(pngs, w, h, loop)
     for frame in render_loop(img, motion, loop, device="cpu"):
         sink.write(frame.index, frame.rgb)
         frames.write(frame.index, frame.rgb)
+        beside.write(frame.index, frame.rgb)
         assert {p.name for p in streamed.iterdir()} <= {"s_loop.mp4"}  # no frame files beside it
     sink.close()
     frames.close()
+    beside.close()
     movie = streamed / "s_loop.mp4"
     from_files = encode.write_mp4(frames.paths, tmp_path / "files.mp4", loop.fps)
-    assert movie.read_bytes() == from_files.read_bytes()
+    assert movie.read_bytes() == from_files.read_bytes() == (pngs / "b_loop.mp4").read_bytes()
     decoded, fps = _read_movie(movie)
     assert len(decoded) == 12 and fps == pytest.approx(loop.fps, abs=0.01)
     ref = np.asarray(Image.open(frames.paths[5])).astype(float)
