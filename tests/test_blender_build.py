@@ -161,8 +161,9 @@ print(onnxruntime.get_available_providers())
 def test_zip_with_wheels_installs_them(tmp_path):
     """The linux zip with its wheels (downloaded: about 160 MB for Python 3.11 and 3.13), installed with
     Blender's installer into an isolated BLENDER_USER_RESOURCES in a separate process, runs from them: the
-    numba kernels, the model, the command line and its MP4 through the bundled PyAV's x264. The suite runs it on bpy 5.0.1 (Python 3.11) and again on
-    bpy 5.3 (Python 3.13, numpy 2): Blender installs the wheels of its own Python."""
+    numba kernels, the model, the command line and its MP4 through the bundled PyAV's x264. The suite runs
+    it on bpy 5.0.1 (Python 3.11) and again on bpy 5.3 (Python 3.13, numpy 2): Blender installs the wheels of
+    its own Python."""
     import importlib.util
     import os
     import platform as host
