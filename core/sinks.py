@@ -11,8 +11,9 @@ live on the Blender side (`operators/bpy_sinks.py`) and follow the same protocol
 - `FramesSink("exr")`: 32-bit float **scene-linear** EXR frames in `<stem>_exr/` (as OpenEXR, Blender and
   every compositor read EXR)
 - `FramesSink("bmp", hidden=True)`: uncompressed 8-bit frames for an encoder (the MP4's), never an output
-- A frame sink writes on a thread of its own, up to `FramesSink.AHEAD` frames behind the renderer, so the
-  file encoding (PNG's zlib, OpenEXR; both release the GIL) overlaps the next frame's rendering
+- A frame sink writes on a thread of its own (`Behind`, which core.video's x264 writer shares), up to
+  `FramesSink.AHEAD` frames behind the renderer, so the file encoding (PNG's zlib, OpenEXR; both release
+  the GIL) overlaps the next frame's rendering
 - `AnimationSink("gif" | "webp")`: one looping animated file `<stem>_loop.gif` / `.webp`
 """
 
@@ -52,6 +53,34 @@ def write_error(what: str, err: Exception) -> OutputError:
     return OutputError(f"{what} could not be written ({text[:120]})")
 
 
+class Behind:
+    """One thread of its own that runs jobs in order, at most ``ahead`` of them handed over and not yet done:
+    a sink's file encoding (PNG's zlib, OpenEXR, x264 through PyAV; all release the GIL) overlaps the next
+    frame's rendering. A failed job raises its error from the next `submit` or from `finish`."""
+
+    def __init__(self, name: str, ahead: int = 2):
+        self.ahead = ahead
+        self._thread: ThreadPoolExecutor | None = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._pending: deque = deque()
+
+    def submit(self, fn, *args) -> None:
+        while self._pending and (self._pending[0].done() or len(self._pending) >= self.ahead):
+            self._pending.popleft().result()
+        self._pending.append(self._thread.submit(fn, *args))
+
+    def finish(self) -> None:
+        """Every job done (or the first failure raised)."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def stop(self) -> None:
+        """No more jobs: the one running finishes, the others are dropped."""
+        if self._thread is not None:
+            self._thread.shutdown(wait=True, cancel_futures=True)
+            self._thread = None
+        self._pending.clear()
+
+
 class FramesSink:
     """A folder of numbered frames: PNG (8-bit sRGB), EXR (32-bit float, scene-linear) or, for an encoder
     only, BMP (8-bit sRGB, uncompressed: a seventh of PNG's time to write, and Blender reads it)."""
@@ -67,8 +96,7 @@ class FramesSink:
         self.even = even  # crop to even sizes (H.264 frames)
         self.folder: Path | None = None
         self.paths: list[Path] = []
-        self._writer: ThreadPoolExecutor | None = None
-        self._pending: deque = deque()
+        self._writer: Behind | None = None
         self.last: tuple[int, np.ndarray] | None = None  # (index, what write saved) of the latest frame
 
     def open(self, folder, width: int, height: int, loop: LoopSpec) -> None:
@@ -77,7 +105,7 @@ class FramesSink:
             self.folder.mkdir()
         except OSError as err:
             raise write_error(self.folder_name, err) from None
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="stillflow-frames")
+        self._writer = Behind("stillflow-frames", self.AHEAD)
 
     def write(self, index: int, rgb: np.ndarray) -> None:
         path = self.folder / frame_name(index, "." + self.fmt)
@@ -86,9 +114,7 @@ class FramesSink:
         # Converted here, into an array of the thread's own: the renderer may reuse its buffers.
         data = srgb_to_linear(rgb) if self.fmt == "exr" else frame_to_uint8(rgb)
         self.last = (index, data)  # an encoder beside it may take the same 8-bit frame (read only)
-        while self._pending and (self._pending[0].done() or len(self._pending) >= self.AHEAD):
-            self._pending.popleft().result()  # a failed write raises its OutputError here
-        self._pending.append(self._writer.submit(self._save, path, data))
+        self._writer.submit(self._save, path, data)  # a failed write raises its OutputError here
         self.paths.append(path)
 
     def _save(self, path: Path, data: np.ndarray) -> None:
@@ -107,8 +133,7 @@ class FramesSink:
     def close(self) -> None:
         """Every frame written (or the first failure raised)."""
         try:
-            while self._pending:
-                self._pending.popleft().result()
+            self._writer.finish()
         finally:
             self._stop()
 
@@ -118,9 +143,8 @@ class FramesSink:
 
     def _stop(self) -> None:
         if self._writer is not None:
-            self._writer.shutdown(wait=True, cancel_futures=True)  # the frame being written finishes
+            self._writer.stop()  # the frame being written finishes
             self._writer = None
-        self._pending.clear()
 
 
 class AnimationSink:

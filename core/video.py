@@ -18,15 +18,13 @@ while swscale converts a frame and x264 encodes it, so encoding overlaps the nex
 from __future__ import annotations
 
 import errno
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from .errors import OutputError
-from .sinks import write_error
+from .sinks import Behind, write_error
 
 # Measured with `stillflow inspect` on the sample's default loop (60 frames, 1280x720): wrap step / median,
 # the moving region's largest step / median, the still region's largest mean step, size:
@@ -64,8 +62,7 @@ class X264Writer:
         self.av = av
         self.path = Path(path)
         self.width, self.height = even_size(width, height)
-        self._pending: deque = deque()
-        self._thread: ThreadPoolExecutor | None = None
+        self._thread: Behind | None = None
         self._movie = None
         try:
             self._movie = av.open(str(self.path), "w", format="mp4")
@@ -79,7 +76,7 @@ class X264Writer:
             self.abort()
             raise self._error(err) from None
         self._stream = stream
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="stillflow-x264")
+        self._thread = Behind("stillflow-x264", self.AHEAD)
 
     def _error(self, err: Exception) -> OutputError:
         if getattr(err, "errno", None) == errno.ENOSPC:
@@ -91,9 +88,7 @@ class X264Writer:
         copy, so the caller may reuse its buffer; ``copy=False`` for an array nobody writes to again."""
         frame = rgb[: self.height, : self.width]
         frame = np.array(frame, order="C") if copy else np.ascontiguousarray(frame)
-        while self._pending and (self._pending[0].done() or len(self._pending) >= self.AHEAD):
-            self._pending.popleft().result()  # a failed encode raises its OutputError here
-        self._pending.append(self._thread.submit(self._encode, frame))
+        self._thread.submit(self._encode, frame)  # a failed encode raises its OutputError here
 
     def _encode(self, rgb: np.ndarray | None) -> None:
         av = self.av
@@ -113,9 +108,8 @@ class X264Writer:
         """Every frame encoded, the encoder flushed and the file's index written (or the first failure
         raised, the file left unfinished for the caller to remove)."""
         try:
-            while self._pending:
-                self._pending.popleft().result()
-            self._thread.submit(self._encode, None).result()
+            self._thread.submit(self._encode, None)  # the flush, after every frame
+            self._thread.finish()
             self._stop()
             movie, self._movie = self._movie, None
             movie.close()
@@ -138,9 +132,8 @@ class X264Writer:
 
     def _stop(self) -> None:
         if self._thread is not None:
-            self._thread.shutdown(wait=True, cancel_futures=True)
+            self._thread.stop()
             self._thread = None
-        self._pending.clear()
 
 
 def encode_files(av, paths: list[Path], out: Path, fps: float, gop: int) -> None:

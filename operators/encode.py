@@ -101,13 +101,13 @@ def write_mp4(frame_paths, out_path, fps: float, keyframe_interval: int | None =
     """
     paths = _check_one_folder(frame_paths)
     out_path = Path(out_path).absolute()
-    width, height = even_size(*_image_size(paths[0]))
     av = None if lossless else x264()
     if av is not None:
         with atomic_file(out_path) as tmp:
             encode_files(av, paths, tmp, fps, keyframe_interval or len(paths))
             check_mp4(tmp, out_path.name)
         return out_path
+    width, height = even_size(*_image_size(paths[0]))  # x264's writer takes the size from the first frame
     bpy = _bpy()
     scene = bpy.data.scenes.new("stillflow_encode")
     try:
