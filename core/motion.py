@@ -127,8 +127,10 @@ def predict_motion(
     without one, where the arrows alone move the land too (models/MODEL_CARD.md). When the network cannot
     run, "auto" falls back to the arrows alone and says so in ``notes``; with no arrows either it raises
     StillflowError.
-    ``sky``: without arrows, the network's field in the photo's sky is replaced (core.sky): a cloudy sky
-    drifts sideways, a clear one stays still (drifts too inside a given mask).
+    ``sky``: without arrows, the photo's own cues replace the network's field where they find something:
+    in its sky (core.sky) a cloudy sky drifts sideways, a clear one stays still (drifts too inside a given
+    mask); on still water that mirrors (core.reflection) the water drifts sideways and what it mirrors stays
+    still.
     ``travel_frames``: the loop's frames x speed. The feather then widens to the distance the fast pixels
     travel over one loop (see ``loop_feather``), so that what crosses the mask edge is never squeezed into
     hard lines.
@@ -177,12 +179,16 @@ def predict_motion(
         used = "model+hints" if hint_field is not None else "model"
         raw = settle(raw)
         if sky and not hints.arrows:
-            from .sky import apply_sky
+            from .reflection import apply_reflection
+            from .sky import apply_sky, find_sky
 
-            raw, note = apply_sky(raw, image, masked=motion_mask is not None)
-            if note:
-                notes.append(note)
-                log.info(note)
+            found = find_sky(image)
+            raw, note = apply_sky(raw, image, masked=motion_mask is not None, sky=found)
+            raw, mirror = apply_reflection(raw, image, keep=None if found is None else found.inner)
+            for n in (note, mirror):
+                if n:
+                    notes.append(n)
+                    log.info(n)
         if hints.arrows:
             raw = honour_arrows(raw, hints.arrows)
     out = shape_motion(raw, motion_mask, freeze_mult, feather_px)

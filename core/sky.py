@@ -124,11 +124,13 @@ def find_sky(rgb: np.ndarray) -> Sky | None:
     return Sky(up[0], up[1], cloudy, float(sky.mean()))
 
 
-def apply_sky(field: np.ndarray, rgb: np.ndarray, masked: bool = False) -> tuple[np.ndarray, str | None]:
+def apply_sky(field: np.ndarray, rgb: np.ndarray, masked: bool = False, sky: Sky | None = None,
+              ) -> tuple[np.ndarray, str | None]:
     """The network's ``field`` (H, W, 2) with the photo's sky drifting sideways (cloudy) or still (clear),
     and a note for the user; (field unchanged, None) when there is no sky. ``masked``: the user's mask
-    already says where motion may be, so a clear sky inside it drifts too instead of stopping."""
-    sky = find_sky(rgb)
+    already says where motion may be, so a clear sky inside it drifts too instead of stopping. ``sky``:
+    what ``find_sky(rgb)`` gave, when the caller has it already."""
+    sky = find_sky(rgb) if sky is None else sky
     if sky is None:
         return field, None
     wgt, inner = sky.weight[..., None], sky.inner[..., None]

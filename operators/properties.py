@@ -129,9 +129,10 @@ class StillflowSettings(bpy.types.PropertyGroup):
     speed: FloatProperty(name="Speed", **_bounds("speed"))
     feather_px: FloatProperty(name="Feather", subtype="PIXEL", **_bounds("feather_px"))
     sky: BoolProperty(
-        name="Sky Drifts", default=True,
-        description="Without arrows, the model's field in the photo's sky is replaced: a cloudy sky drifts "
-                    "right, a clear one stays still (inside a mask it drifts too). Off: the model's field as it is")
+        name="Sky and Reflections", default=True,
+        description="Without arrows, the model's field is replaced where the photo shows a sky or a mirroring "
+                    "lake: a cloudy sky drifts right, a clear one stays still (inside a mask it drifts too); "
+                    "mirroring water drifts right and what it mirrors stays still. Off: the model's field as it is")
     renderer: EnumProperty(name="Renderer", items=RENDERERS, default="SHARP")
     outputs: EnumProperty(
         name="Add To",

@@ -136,3 +136,48 @@ def test_detail_that_stands_up_is_not_taken_for_clouds(monkeypatch):
     assert sky.find_sky(streaks) is None
     monkeypatch.setattr(sky, "STANDING", 1e9)
     assert sky.find_sky(streaks).cloudy
+
+
+def test_a_mirror_lake_drifts_and_the_mountains_it_mirrors_stay_still():
+    """lake_sherburne (CC0): snowy mountains mirrored in a lake. The network alone slid the mountains down
+    (0.43 of the still pixels) and left the lake still; core.reflection finds the water line (three quarters
+    down), keeps everything above it still below the sky and drifts the lake sideways, the way the photo's
+    hand-drawn arrows go. No other photo of the set shows a mirror, and none is taken for one (the canal's
+    banks and the street's steam are the same upside down, which the unflipped comparison rules out). With
+    the cues off the network's own field comes back."""
+    from stillflow.core.motion import predict_motion
+    from stillflow.core.reflection import find_reflection
+
+    img, _, mask, direction = ev.load_photo(ev.REALSET / "lake_sherburne.jpg", 384)
+    found = find_reflection(img)
+    assert found is not None and 0.7 < found.line < 0.8, found and found.line
+    on, off = predict_motion(img, source="model"), predict_motion(img, source="model", sky=False)
+    scale = 960.0 / max(img.shape[:2])
+    with_cue, without = ev.scores(on.field, mask, direction, scale), ev.scores(off.field, mask, direction, scale)
+    assert with_cue["still_moving"] <= 0.05 < 0.2 <= without["still_moving"], (with_cue, without)
+    assert with_cue["cos"] >= 0.8 and with_cue["iou"] >= 0.8 > without["iou"], (with_cue, without)
+    assert any("reflection" in n for n in on.notes) and not any("reflection" in n for n in off.notes)
+    for p in PHOTOS:
+        if p.stem != "lake_sherburne":
+            assert find_reflection(ev.load_photo(p, 384)[0]) is None, p.stem
+
+
+def test_a_mirror_made_from_a_photo_is_found_at_its_line():
+    """The other side of the threshold: a photo with nothing mirrored in it (the canyon, CC0) whose lower
+    part is replaced by its upper part flipped, darkened, rippled sideways row by row and blurred, the way a
+    lake mirrors a shore, is found as a reflection with its line where it was made."""
+    from stillflow.core.field import box_blur
+    from stillflow.core.reflection import find_reflection
+
+    img = ev.load_photo(ev.REALSET / "still_canyon_wren_rock.jpg", 384)[0]
+    assert find_reflection(img) is None
+    h = img.shape[0]
+    line = int(0.6 * h)
+    src = img[2 * line - h:line][::-1] * 0.7 + 0.05
+    rows = np.arange(h - line)
+    rippled = np.stack([np.roll(src[i], int(3 * np.sin(0.7 * i)), axis=0) for i in rows])
+    lake = img.copy()
+    lake[line:] = np.stack([box_blur(rippled[..., c], 1) for c in range(3)], axis=-1)
+    found = find_reflection(lake)
+    assert found is not None and abs(found.line - 0.6) < 0.03, found and found.line
+    assert found.water[line + 5:].mean() > 0.8 and found.water[:line - 5].max() < 0.1

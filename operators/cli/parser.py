@@ -102,8 +102,9 @@ def build_parser(prog: str = "stillflow", version: str = "") -> argparse.Argumen
     g.add_argument("--feather", type=bounded("feather_px"), default=PARAMS["feather_px"].default, metavar="PX",
                    dest="feather_px", help=_help("feather_px"))
     g.add_argument("--no-sky", action="store_false", dest="sky",
-                   help="keep the model's field in the sky as it is (default, without arrows: a cloudy sky drifts "
-                        "right, a clear one stays still)")
+                   help="keep the model's field in the sky and on mirroring water as it is (default, without "
+                        "arrows: a cloudy sky drifts right, a clear one stays still; a lake that mirrors its shore "
+                        "drifts right, the shore it mirrors stays still)")
     g.add_argument("--max-size", type=_max_size, metavar="PX",
                    help="downscale photos whose longer side is larger than PX pixels")
     g.add_argument("--device", choices=DEVICES, default="auto",
