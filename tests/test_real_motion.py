@@ -27,7 +27,7 @@ def test_guided_motion_follows_the_arrows_speed_and_direction(rows):
     within = [r["photo"] for r in guided if abs(r["speed_ratio"] - 1.0) <= 0.1]
     assert len(within) >= len(guided) - 1, [(r["photo"], r["speed_ratio"]) for r in guided]
     # issue 12's target is a cosine of at least 0.95 at the arrows: McWay Falls' 12 close arrows at different
-    # angles missed it (0.934) until core.motion.honour_arrows solved for its coefficients (0.987)
+    # angles missed it (0.934) until core.motion.honour_arrows gave each arrow its own share (0.988)
     for r in guided:
         assert r["arrow_cos"] >= 0.95, (r["photo"], r["arrow_cos"])
 
