@@ -123,8 +123,8 @@ def find_reflection(rgb: np.ndarray) -> Reflection | None:
         return None
     half = WIN // 2
     colmask = np.zeros(w, np.float32)
-    for i in np.flatnonzero(cols):
-        colmask[i * half:i * half + WIN] = 1.0
+    for i in np.flatnonzero(cols):  # the last window reaches the right edge (the width need not be whole windows)
+        colmask[i * half:i * half + WIN if i < len(cols) - 1 else w] = 1.0
     water = np.zeros((h, w), np.float32)
     source = np.zeros((h, w), np.float32)
     water[best_line:best_line + reach] = colmask

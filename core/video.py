@@ -9,6 +9,9 @@ encode through Blender's own FFmpeg. The encoding is x264's; only the choice of 
   what later frames refer to, so over one GOP it gives the keyframe the most and the last frames the fewest
   and the wrap (frame N-1 -> frame 0) jumps; the adaptive quantiser re-grains the still picture a little at
   some frames. Blender exposes neither option.
+- the keyframe coded finer than the P-frames (ipratio 3, x264's default 1.4): the P-frames then copy its
+  still picture rather than refine it bit by bit over the loop, which the wrap back to the keyframe undid
+  at once (the still picture's step there), and their motion lags it less at the wrap.
 - BT.709, limited range, tagged as Blender's FFmpeg tags it (the same decoded pixels as Blender's files).
 
 `X264Writer` encodes on a thread of its own, up to `AHEAD` frames behind its caller: PyAV releases the GIL
@@ -30,10 +33,17 @@ from .sinks import Behind, write_error
 # the moving region's largest step / median, the still region's largest mean step, size:
 #   Blender's FFmpeg (CRF 17, one GOP)          1.76  1.64  0.090/255  1.0 MB
 #   x264, mbtree=0                              1.39  1.28  0.085/255  1.7 MB
-#   x264, mbtree=0:aq-mode=0 (these options)    1.41  1.37  0.033/255  1.5 MB
-# At 480 px and 36 frames: Blender 2.68, 2.54, 0.100/255; these options 1.90, 1.77, 0.079/255.
+#   x264, mbtree=0:aq-mode=0                    1.41  1.37  0.033/255  1.5 MB
+# At 480 px and 36 frames: Blender 2.68, 2.54, 0.100/255; mbtree=0:aq-mode=0 1.90, 1.77, 0.079/255.
 # (Contrast-boosted crops of a clear sky showed no more banding with aq-mode=0.)
-X264_OPTIONS = {"crf": "17", "preset": "medium", "bf": "0", "x264-params": "mbtree=0:aq-mode=0:scenecut=0"}
+# The keyframe finer (2026-12-02, the sample's loop of today's renderer, inspect_loop's figures with the
+# hints' mask, x264's default ipratio 1.4 -> 3.0): at 1280x720, 60 frames: 1.40 -> 1.30, 1.35 -> 1.29,
+# 0.054 -> 0.012/255, 1.71 -> 1.87 MB; at 480 px, 36 frames: 1.82 -> 1.49, 1.60 -> 1.46, 0.148 -> 0.028/255,
+# 0.18 -> 0.21 MB; the island photo at 480 px: 1.57 -> 1.52, 1.55 -> 1.51, 0.166 -> 0.129/255 (its still
+# steps left are on the island's outline, in blocks that hold moving sea and sky too). ipratio 2.0 and 2.5
+# gave less, 4.0 the same as 3.0; a finer zone for the last frames re-grained the still picture at the wrap.
+X264_OPTIONS = {"crf": "17", "preset": "medium", "bf": "0",
+                "x264-params": "mbtree=0:aq-mode=0:scenecut=0:ipratio=3.0"}
 
 
 def x264():
