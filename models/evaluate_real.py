@@ -15,7 +15,8 @@ Per photo, with no hints and no mask given to the model (what `--motion model` s
 - and, with the arrows given as hints, the speed ratio at the arrows (predicted speed / drawn speed, median
   over the arrows' midpoints) and the cosine there;
 - sky: what core.sky found (clear or cloudy, and the fraction of the picture; "-": none), which without
-  hints replaced the network's field there.
+  hints replaced the network's field there; mirror: the water line core.reflection found (a fraction of
+  the height; "-": none), below which the water drifts and above which the shore stays still.
 Baselines: "everything moves" (IoU of the whole picture), "zero motion", "constant downward field".
 This set is for evaluation only: nothing in models/training reads it.
 """
@@ -31,6 +32,7 @@ from ..core.field import MOTION_THRESHOLD
 from ..core.hints import dense_from_arrows, load_hints, mask_from_hints
 from ..core.imageio import load_image
 from ..core.motion import predict_motion
+from ..core.reflection import find_reflection
 from ..core.sky import find_sky
 
 REALSET = Path(__file__).resolve().parent / "realset"
@@ -97,6 +99,8 @@ def evaluate(paths: list[Path], size: int, model_path: str | None = None) -> lis
         row = {"photo": path.stem, **scores(pred, mask, direction, scale)}
         found = find_sky(img)  # what core.sky made of the photo's sky (no sky, clear, cloudy)
         row["sky"] = "-" if found is None else f"{'cloudy' if found.cloudy else 'clear'} {found.fraction:.2f}"
+        mirror = find_reflection(img)
+        row["mirror"] = "-" if mirror is None else f"{mirror.line:.2f}"
         everything = np.ones((h, w, 2), np.float32)
         row["iou_everything"] = scores(everything, mask, direction, scale)["iou"]
         row["iou_zero"] = scores(np.zeros_like(everything), mask, direction, scale)["iou"]
@@ -116,9 +120,10 @@ def evaluate(paths: list[Path], size: int, model_path: str | None = None) -> lis
 def print_table(rows: list[dict]) -> None:
     cols = ("iou", "iou_everything", "still_moving", "still_drift", "still_down", "cos", "cos_down", "speed_ratio",
             "arrow_cos")
-    print(f"{'photo':32s} " + " ".join(f"{c:>14s}" for c in cols) + f" {'sky':>11s}")
+    print(f"{'photo':32s} " + " ".join(f"{c:>14s}" for c in cols) + f" {'sky':>11s} {'mirror':>6s}")
     for r in rows:
-        print(f"{r['photo'][:32]:32s} " + " ".join(f"{r[c]:14.3f}" for c in cols) + f" {r.get('sky', ''):>11s}")
+        print(f"{r['photo'][:32]:32s} " + " ".join(f"{r[c]:14.3f}" for c in cols)
+              + f" {r.get('sky', ''):>11s} {r.get('mirror', ''):>6s}")
     moving = [r for r in rows if not np.isnan(r["cos"])]
 
     def mean(key, rs):
