@@ -131,7 +131,7 @@ def build_parser(prog: str = "stillflow", version: str = "") -> argparse.Argumen
     r.add_argument("--format", choices=FORMATS, default="mp4", dest="fmt",
                    help="mp4: <stem>_loop.mp4 + <stem>.blend (needs bpy); png: <stem>_frames/ (8-bit sRGB); "
                         "exr: <stem>_exr/ (32-bit float, scene-linear); gif/webp: <stem>_loop.gif/.webp "
-                        "(default: mp4)")
+                        "(WebP lossless: the frames exactly, several times a lossy file's bytes) (default: mp4)")
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
