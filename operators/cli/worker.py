@@ -19,21 +19,37 @@ from ...core.job import MANIFEST
 log = logging.getLogger("stillflow")
 
 
+def die_with_batch() -> None:
+    """In a batch worker (a spawned process, Linux): be killed when the batch dies (PR_SET_PDEATHSIG), and
+    exit at once if it died already. The signal is only armed for a parent alive when prctl runs: a batch
+    killed between the spawn and this call left the worker waiting for work forever (seen once under heavy
+    load: the worker and the resource tracker it held open outlived a SIGKILLed batch)."""
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent.pid:  # the batch is gone: this worker was handed to init
+        os._exit(1)
+
+
+die_with_batch()  # as this module loads in a spawned worker: before the initializer, as early as it can be
+
+
 def init_worker(level: int, quiet_loggers: tuple[str, ...] = (), n_jobs: int = 1) -> None:
     """Worker process set-up: die with the batch (Linux), log like it, share the cores with the other
     workers (numba/torch/ONNX threads), turn SIGTERM and SIGINT into KeyboardInterrupt so cleanup runs."""
     threads = str(max(1, (os.cpu_count() or 1) // max(1, n_jobs)))
     for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(var, threads)
-    try:
-        import ctypes
-        import signal
-
-        if sys.platform.startswith("linux"):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    die_with_batch()  # again, in case this module was imported before the worker was spawned
     logging.basicConfig(level=level, format="stillflow: %(message)s", stream=sys.stderr)
     for name in quiet_loggers:
         logging.getLogger(name).setLevel(logging.WARNING)
