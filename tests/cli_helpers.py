@@ -90,10 +90,10 @@ def check_good_outputs(out_dir: Path, stems: list[str], n_frames: int = BATCH_FR
     from PIL import Image
 
     dirs = sorted(p.name for p in out_dir.iterdir() if p.is_dir() and p.name != "logs")
-    assert dirs == sorted(stems)
+    assert dirs == sorted(stems), (sorted(set(dirs) ^ set(stems)), [p.name for p in out_dir.iterdir()])
     hidden = [p.name for p in out_dir.iterdir()
               if p.name.startswith(".") and not (p.name.startswith(".stillflow-batch") and p.name.endswith(".lock"))]
-    assert hidden == []
+    assert hidden == [], hidden
     for stem in stems:
         frames = sorted((out_dir / stem / f"{stem}_frames").iterdir())
         assert [f.name for f in frames] == [f"frame_{i:04d}.png" for i in range(n_frames)]

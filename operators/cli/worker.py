@@ -20,10 +20,12 @@ log = logging.getLogger("stillflow")
 
 
 def die_with_batch() -> None:
-    """In a batch worker (a spawned process, Linux): be killed when the batch dies (PR_SET_PDEATHSIG), and
-    exit at once if it died already. The signal is only armed for a parent alive when prctl runs: a batch
-    killed between the spawn and this call left the worker waiting for work forever (seen once under heavy
-    load: the worker and the resource tracker it held open outlived a SIGKILLed batch)."""
+    """In a batch worker (a spawned process, Linux; from its initializer, the first moment
+    ``multiprocessing.parent_process()`` is known): be killed when the batch dies (PR_SET_PDEATHSIG), and
+    exit at once if it died already. The signal is only armed for a parent alive when prctl runs: a worker
+    whose batch was killed between the spawn and this call would be left waiting for work forever (a
+    worker and the resource tracker it held open outlived a SIGKILLed batch once, in a run under heavy
+    load)."""
     import multiprocessing
 
     parent = multiprocessing.parent_process()
@@ -40,16 +42,13 @@ def die_with_batch() -> None:
         os._exit(1)
 
 
-die_with_batch()  # as this module loads in a spawned worker: before the initializer, as early as it can be
-
-
 def init_worker(level: int, quiet_loggers: tuple[str, ...] = (), n_jobs: int = 1) -> None:
     """Worker process set-up: die with the batch (Linux), log like it, share the cores with the other
     workers (numba/torch/ONNX threads), turn SIGTERM and SIGINT into KeyboardInterrupt so cleanup runs."""
     threads = str(max(1, (os.cpu_count() or 1) // max(1, n_jobs)))
     for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(var, threads)
-    die_with_batch()  # again, in case this module was imported before the worker was spawned
+    die_with_batch()
     logging.basicConfig(level=level, format="stillflow: %(message)s", stream=sys.stderr)
     for name in quiet_loggers:
         logging.getLogger(name).setLevel(logging.WARNING)
