@@ -22,8 +22,9 @@ is water. This is the "reflections, horizon lines" cue of issue 12, numpy only (
   a lesser fault than clouds sinking into the mountains.
 
 ``MIRROR`` was chosen from the scores of the 22 evaluation photos (models/realset: one mirror lake,
-lake_sherburne, 0.70; every other photo at most 0.37), the 19 training photos (at most 0.44) and 11 CC0
-budgie-backgrounds photos outside both sets (at most 0.44), and of synthetic mirrors made from 9 photos with
+lake_sherburne, 0.70; every other photo at most 0.37), the 19 training photos (at most 0.44) and 11
+pictures from BuddiesOfBudgie/budgie-backgrounds' history outside both sets (at most 0.44; only scored, not
+kept: several have no confirmed licence), and of synthetic mirrors made from 9 photos with
 nothing mirrored in them (the lower part replaced by the flipped upper part, darkened, rippled sideways by up
 to 4 px and blurred: 0.61-0.88). One real mirror lake is little evidence: the threshold sits between the
 synthetic mirrors and the photos without one, and the tests check both sides with real pictures.
