@@ -110,6 +110,14 @@ def resize_bilinear(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return (top * (1 - wy) + bottom * wy).astype(np.float32)
 
 
+def downsize(arr: np.ndarray, long_side: int) -> np.ndarray:
+    """(H, W[, C]) resized bilinearly so that its long side is at most ``long_side`` (never enlarged; at
+    least 8 px a side): the working size of the photo cues (core.sky, core.reflection)."""
+    h, w = arr.shape[:2]
+    s = min(1.0, long_side / max(h, w))
+    return resize_bilinear(np.asarray(arr, np.float32), (max(8, round(h * s)), max(8, round(w * s))))
+
+
 def resize_field(field: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Resize a motion field and scale its vectors so they stay in pixels per frame of the new size."""
     h, w = field.shape[:2]

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .field import box_blur, resize_bilinear
+from .field import box_blur, downsize, resize_bilinear
 
 WORK = 256  # px on the long side: the water line is found at this size
 LOW, HIGH = 0.2, 0.9  # of the height: where a water line may lie
@@ -56,12 +56,6 @@ class Reflection:
     source: np.ndarray  # float32 (H, W) in [0, 1]: what it mirrors, above the water line
     line: float  # the water line, as a fraction of the height from the top
     score: float  # the mean correlation margin at the line
-
-
-def _work(rgb: np.ndarray) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    s = min(1.0, WORK / max(h, w))
-    return resize_bilinear(np.asarray(rgb, np.float32), (max(8, round(h * s)), max(8, round(w * s))))
 
 
 def _window_ncc(a: np.ndarray, b: np.ndarray, win: int) -> np.ndarray:
@@ -94,24 +88,23 @@ def _margin(band: np.ndarray, line: int, depth: int) -> np.ndarray:
 
 def find_reflection(rgb: np.ndarray) -> Reflection | None:
     """The mirror reflection in the photo (float32 (H, W, 3) sRGB in [0, 1]), or None when it shows none."""
-    small = _work(rgb)
+    small = downsize(rgb, WORK)
     g = small.mean(axis=2)
     band = box_blur(g, 1) - box_blur(g, 5)  # detail at 2-10 px: what a reflection keeps of its source
     h, w = g.shape
     if w < 2 * WIN:
         return None
-    best, best_line = -1.0, 0
+    best, best_line, best_margin = -1.0, 0, None
     for line in range(int(LOW * h), int(HIGH * h) + 1):
         depth = min(line, h - line, int(DEPTH * h))
         if depth < MIN_DEPTH * h:
             continue
-        score = float(_margin(band, line, depth).mean())
-        if score > best:
-            best, best_line = score, line
+        margin = _margin(band, line, depth)
+        if float(margin.mean()) > best:
+            best, best_line, best_margin = float(margin.mean()), line, margin
     if best < MIRROR:
         return None
-    depth = min(best_line, h - best_line, int(DEPTH * h))
-    cols = _margin(band, best_line, depth) > WINDOW_OK  # the column windows that show the mirror
+    cols = best_margin > WINDOW_OK  # the column windows that show the mirror
     if not cols.any():
         return None
     reach = 0  # follow the mirror away from the line, BAND rows at a time, while those windows match

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .field import box_blur, resize_bilinear
+from .field import box_blur, downsize, resize_bilinear
 
 WORK = 256  # px on the long side: the horizon is found and the detail measured at this size
 BRIGHTER = 0.15  # the sky's mean brightness above the ground's (sRGB values in [0, 1])
@@ -56,12 +56,6 @@ class Sky:
     inner: np.ndarray  # float32 (H, W) in [0, 1]: 1 in the sky away from the horizon, 0 at it and below
     cloudy: bool
     fraction: float  # of the picture
-
-
-def _work(rgb: np.ndarray) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    s = min(1.0, WORK / max(h, w))
-    return resize_bilinear(np.asarray(rgb, np.float32), (max(8, round(h * s)), max(8, round(w * s))))
 
 
 def detail(gray: np.ndarray) -> np.ndarray:
@@ -99,7 +93,7 @@ def horizon_mask(rgb: np.ndarray) -> np.ndarray | None:
 
 def find_sky(rgb: np.ndarray) -> Sky | None:
     """The photo's sky (float32 (H, W, 3) sRGB in [0, 1]), or None when it shows none."""
-    small = _work(rgb)
+    small = downsize(rgb, WORK)
     sky = horizon_mask(small)
     if sky is None:
         return None
@@ -138,7 +132,7 @@ def apply_sky(field: np.ndarray, rgb: np.ndarray, masked: bool = False, sky: Sky
     if sky.cloudy or masked:
         h, w = field.shape[:2]
         speed = np.hypot(field[..., 0], field[..., 1])
-        small = _work(speed[..., None])[..., 0]
+        small = downsize(speed[..., None], WORK)[..., 0]
         smooth = resize_bilinear(box_blur(small, 4), (h, w))  # one speed for neighbouring clouds: no shear
         side = np.zeros_like(field)
         side[..., 0] = smooth
