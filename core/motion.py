@@ -53,8 +53,8 @@ def honour_arrows(field: np.ndarray, arrows, sigma: float | None = None) -> np.n
 
     Per arrow k, the correction c_k = v_k / p_k (complex numbers: turn and speed ratio, the speed ratio
     kept within 1/3-3) with p_k the field's mean along the arrow; corrections are spread in log space with
-    the arrows' Gaussian weights (core.hints.dense_from_arrows's, sigma), fading to none two sigma from
-    every arrow; near the arrows each one's share is its weight to the power ``SHARPEN``, so that along an
+    the arrows' Gaussian weights (core.hints.dense_from_arrows's, sigma), fading to half two sigma from
+    every arrow and to none by three; near the arrows each one's share is its weight to the power ``SHARPEN``, so that along an
     arrow its own correction wins over a close neighbour's. A multiplication: where the model predicts no
     motion, the arrows add none."""
     from .hints import _segment_distance_sq, default_sigma
@@ -82,7 +82,7 @@ def honour_arrows(field: np.ndarray, arrows, sigma: float | None = None) -> np.n
     gx = (np.arange(0, w, step, dtype=np.float64) + 0.5)[None, :] * np.ones((-(-h // step), 1))
     d2 = np.stack([_segment_distance_sq(gx, gy, a.start, a.end) / sigma**2 for a in used])
     g = np.exp(-d2)
-    fade = g.sum(axis=0) / (g.sum(axis=0) + np.exp(-4.0))  # two sigma from every arrow: no correction
+    fade = g.sum(axis=0) / (g.sum(axis=0) + np.exp(-4.0))  # half two sigma from every arrow, < 1% at three
     # Each arrow's share of the correction: its Gaussian weight to the power SHARPEN, so that next to an
     # arrow its own correction wins over a close neighbour's (with the plain weights each of two close
     # arrows that differ got a blend of both: 0.79 of the drawn speed beside a faster arrow). A convex
