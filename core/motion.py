@@ -54,9 +54,9 @@ def honour_arrows(field: np.ndarray, arrows, sigma: float | None = None) -> np.n
     Per arrow k, the correction c_k = v_k / p_k (complex numbers: turn and speed ratio, the speed ratio
     kept within 1/3-3) with p_k the field's mean along the arrow; corrections are spread in log space with
     the arrows' Gaussian weights (core.hints.dense_from_arrows's, sigma), fading to half two sigma from
-    every arrow and to none by three; near the arrows each one's share is its weight to the power ``SHARPEN``, so that along an
-    arrow its own correction wins over a close neighbour's. A multiplication: where the model predicts no
-    motion, the arrows add none."""
+    every arrow and to none by three; near the arrows each one's share is its weight to the power
+    ``SHARPEN``, so that along an arrow its own correction wins over a close neighbour's. A multiplication:
+    where the model predicts no motion, the arrows add none."""
     from .hints import _segment_distance_sq, default_sigma
 
     h, w = field.shape[:2]
