@@ -11,6 +11,7 @@ ever removed, never anything a user made (`clean_stale`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import socket
@@ -38,6 +39,9 @@ class Stage:
             (self.path / MARKER).write_text(f"{os.getpid()}\n{_HOST}\n{owner}\n", encoding="utf-8")
         except OSError as err:
             shutil.rmtree(self.path, ignore_errors=True)
+            if err.errno == errno.ENOSPC:  # (an earlier output of the same run may have filled it)
+                raise OutputError(f"the disk is full: nothing more can be written in {self.parent}; free some "
+                                  "space and run again") from None
             raise OutputError(f"cannot write to {self.parent} ({err.strerror or err}): choose another folder") from None
         self._open = True
 
