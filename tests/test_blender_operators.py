@@ -308,15 +308,24 @@ def test_predict_runs_in_the_background_and_esc_cancels(blender, stillflow_ext, 
     context = bpy.context
     ops_field = ext(stillflow_ext, "operators.ops_field")
     ops_field._last_result.clear()
+    import threading
+
     name = f"{photo.name}_motion"
-    run = ops_field.PredictRun(ops_field.PredictJob.from_context(context, photo)).start()
+    # The real job, held at its start until Esc is pressed: on a small photo it could otherwise finish
+    # before the first tick, and that tick would rightly write the field.
+    job, gate = ops_field.PredictJob.from_context(context, photo), threading.Event()
+    real_run = job.run
+    job.run = lambda: (gate.wait(30), real_run())[1]
+    run = ops_field.PredictRun(job).start()
     op = _PredictHarness(ops_field.STILLFLOW_OT_predict_motion, run, photo.name)
     context.window_manager.stillflow.running = True
     t0 = time.perf_counter()
-    assert op.modal(context, NS(type="TIMER")) == {"PASS_THROUGH"} or run.done
+    assert op.modal(context, NS(type="TIMER")) == {"PASS_THROUGH"} and not run.done
     assert time.perf_counter() - t0 < 0.5  # a tick never waits for the prediction
     assert op.modal(context, NS(type="ESC", value="PRESS")) == {"CANCELLED"}
+    gate.set()
     run.wait()
+    assert run.result is not None  # it ran to the end, and its result was dropped
     assert name not in bpy.data.images and context.window_manager.stillflow.running is False
 
     run = ops_field.PredictRun(ops_field.PredictJob.from_context(context, photo)).start()
