@@ -118,16 +118,20 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
         """One middle frame of a renderer: an Euler step and core.render.splat_frame (``--renderer splat``:
         the forward and the backward splat with coverage counts, the coverage blend, the holes filled) or
         core.render.sharp_frame (the default: the two coordinate splats, each stream's picture, the
-        detail-keeping blend, the holes filled)."""
+        detail-keeping blend, the holes filled) and core.render.DetailMatch."""
         a_img, a_w, a_m, a_f, a_b = inputs(engine)
         if renderer == "sharp":
             frame, source, k = render.sharp_frame, engine.sharp_source(img), 4
+            match = render.DetailMatch(img, motion, blur=engine.box_blur)
         else:
             frame, source, k = render.splat_frame, a_img, 5
+            match = None
         accs = engine.zeros((h, w, k)), engine.zeros((h, w, k))
 
         def run():
-            frame(engine, img, source, a_w, engine.step(a_m, a_f), a_b, 0.5, accs)
+            rgb, _ = frame(engine, img, source, a_w, engine.step(a_m, a_f), a_b, 0.5, accs)
+            if match is not None:
+                match(rgb)
             sync(engine)
 
         return timeit(run, reps)
@@ -151,6 +155,8 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
         out["sharp: one stream"] = timeit(lambda: engine.sharp_stream(c_f, source, np.ones((h, w), bool)), reps)
         wa, wb = np.asarray(0.5 * sf, np.float32), np.asarray(0.5 * sb, np.float32)
         out["sharp: detail blend"] = timeit(lambda: engine.blend_detail(a_s, b_s, wa, wb, still, img), reps)
+        match, mixed = render.DetailMatch(img, motion, blur=engine.box_blur), engine.blend_detail(a_s, b_s, wa, wb)
+        out["sharp: detail match"] = timeit(lambda: match(mixed.copy()), reps)
         return out
 
     floor = _floor_pass()

@@ -127,6 +127,18 @@ def resize_field(field: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma of (H, W, 3), float32 (H, W)."""
+    return (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.float32)
+
+
+def laplacian(gray: np.ndarray) -> np.ndarray:
+    """The 5-point Laplacian of (H, W), 0 on the border rows and columns: a picture's finest detail."""
+    lap = np.zeros_like(gray)
+    lap[1:-1, 1:-1] = gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
+    return lap
+
+
 def box_blur(arr: np.ndarray, radius: int, passes: int = 3) -> np.ndarray:
     """Separable box blur of (H, W) with edge renormalisation; three passes approximate a Gaussian."""
     if radius < 1:

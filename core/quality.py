@@ -31,17 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .field import box_blur
-
-
-def _gray(rgb: np.ndarray) -> np.ndarray:
-    return (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.float32)
-
-
-def laplacian(gray: np.ndarray) -> np.ndarray:
-    lap = np.zeros_like(gray)
-    lap[1:-1, 1:-1] = gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
-    return lap
+from .field import box_blur, laplacian
+from .field import luma as _gray
 
 
 def laplacian_energy(lap: np.ndarray, region: np.ndarray) -> float:

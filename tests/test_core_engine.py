@@ -132,7 +132,9 @@ def test_periodic_pattern_loop_is_a_pure_shift():
     motion[..., 0] = v
     for t, fr in enumerate(render_loop(img, motion, LoopSpec(frames=n), device="cpu")):
         shift = int(v * t)
-        lo, hi = 20, w - 20
+        # away from the strips the streams leave at the sides, and from core.render.DetailMatch's window
+        # (12 px here) over them: there the detail's energy is the photo's, so its gain is 1
+        lo, hi = 30, w - 30
         np.testing.assert_allclose(fr.rgb[:, lo:hi], np.roll(img, shift, axis=1)[:, lo:hi], atol=1e-4)
 
 
