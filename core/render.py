@@ -21,7 +21,7 @@ import numpy as np
 
 from .engines import get_engine
 from .errors import InputError
-from .field import validate_field
+from .field import box_blur, laplacian, luma, validate_field
 from .integrate import BackwardFields
 from .job import LoopSpec
 
@@ -206,7 +206,7 @@ def phase_map(shape: tuple[int, int], seed: int = 0, cells: int = 3, region: np.
     of `benchmark.py --quality-real`: the worst frame's detail 0.84 -> 0.895 of the photo's on the steam
     photo and its max/min over the loop 1.36 -> 1.15; the issue's table has the rest). ``blur``: an engine's
     box blur of (H, W, C) (core.field.box_blur's, compiled), else core.field's."""
-    from .field import box_blur, even_spread, resize_bilinear
+    from .field import even_spread, resize_bilinear
 
     h, w = shape
     rng = np.random.default_rng(seed)
@@ -315,8 +315,6 @@ class DetailMatch:
     over blocks, not at full size)."""
 
     def __init__(self, photo: np.ndarray, motion: np.ndarray, blur=None):
-        from .field import box_blur
-
         self.blur = blur or (lambda a, r: box_blur(a, r))
         h, w = motion.shape[:2]
         self.shape = (h, w)
@@ -341,8 +339,6 @@ class DetailMatch:
     def _energy(self, rgb: np.ndarray) -> np.ndarray:
         """The local mean of the squared Laplacian over the moving pixels alone (a thin plume's detail is
         not averaged with the still street around it), at the block size."""
-        from .field import laplacian, luma
-
         lap2 = laplacian(luma(rgb))
         lap2 *= lap2
         lap2 *= self.where
@@ -350,8 +346,6 @@ class DetailMatch:
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """``rgb`` (H, W, 3) float32 in [0, 1] with its detail matched, in place; returned."""
-        from .field import luma
-
         eps = np.float32(1e-7)
         gain = np.sqrt((self.photo_energy + eps) / (np.maximum(self._energy(rgb), 0.0) + eps))
         np.clip(gain, *DETAIL_GAIN, out=gain)
@@ -398,4 +392,3 @@ def _mean3x3(rgb: np.ndarray) -> np.ndarray:
     out[:, 0] += cols[:, 0]
     out[:, -1] += cols[:, -1]
     return out
-
