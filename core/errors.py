@@ -1,5 +1,7 @@
 """Errors a user can act on. Their message is one line that says what went wrong and what to do."""
 
+import errno
+
 
 class StillflowError(Exception):
     """A failure caused by input or environment, reported to the user without a traceback."""
@@ -15,3 +17,11 @@ class Cancelled(StillflowError):
 
 class OutputError(StillflowError):
     """An output could not be written: the disk is full, a folder is not writable, an encoder failed."""
+
+
+def write_error(what: str, err: Exception) -> OutputError:
+    """One line for a failed write (a full disk says so; OpenEXR reports it as a RuntimeError)."""
+    if getattr(err, "errno", None) == errno.ENOSPC or "No space left" in str(err):
+        return OutputError(f"the disk is full: {what} could not be written; free some space and run again")
+    text = str(getattr(err, "strerror", None) or err)
+    return OutputError(f"{what} could not be written ({text[:120]})")

@@ -19,7 +19,6 @@ live on the Blender side (`operators/bpy_sinks.py`) and follow the same protocol
 
 from __future__ import annotations
 
-import errno
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import OutputError
+from .errors import write_error
 from .imageio import save_exr_rgb, save_png, srgb_to_linear
 from .job import LoopSpec, frame_name, output_names
 from .render import frame_to_uint8
@@ -43,14 +42,6 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
     def abort(self) -> None: ...
-
-
-def write_error(what: str, err: Exception) -> OutputError:
-    """One line for a failed write (a full disk says so; OpenEXR reports it as a RuntimeError)."""
-    if getattr(err, "errno", None) == errno.ENOSPC or "No space left" in str(err):
-        return OutputError(f"the disk is full: {what} could not be written; free some space and run again")
-    text = str(getattr(err, "strerror", None) or err)
-    return OutputError(f"{what} could not be written ({text[:120]})")
 
 
 class Behind:

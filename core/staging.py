@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import InputError, OutputError
+from .errors import InputError, OutputError, write_error
 from .interrupts import held
 
 PREFIX = ".stillflow-tmp-"
@@ -41,8 +41,7 @@ class Stage:
         except OSError as err:
             shutil.rmtree(self.path, ignore_errors=True)
             if err.errno == errno.ENOSPC:  # (an earlier output of the same run may have filled it)
-                raise OutputError(f"the disk is full: nothing more can be written in {self.parent}; free some "
-                                  "space and run again") from None
+                raise write_error(f"a staging folder in {self.parent}", err) from None
             raise OutputError(f"cannot write to {self.parent} ({err.strerror or err}): choose another folder") from None
         self._open = True
 

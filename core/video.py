@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import OutputError
-from .sinks import Behind, write_error
+from .errors import OutputError, write_error
+from .sinks import Behind
 
 # Measured with `stillflow inspect` on the sample's default loop (60 frames, 1280x720): wrap step / median,
 # the moving region's largest step / median, the still region's largest mean step, size:

@@ -25,9 +25,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..core.errors import InputError, OutputError
+from ..core.errors import InputError, OutputError, write_error
 from ..core.field import FIELD_SUFFIX
-from ..core.sinks import write_error
 from ..core.staging import atomic_file
 from ..core.video import encode_files, even_size, x264
 
