@@ -105,9 +105,8 @@ def resize_bilinear(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     else:
         wy = wy[:, None]
         wx = wx[None, :]
-    top = a[y0][:, x0] * (1 - wx) + a[y0][:, x1] * wx
-    bottom = a[y1][:, x0] * (1 - wx) + a[y1][:, x1] * wx
-    return (top * (1 - wy) + bottom * wy).astype(np.float32)
+    cols = a[:, x0] * (1 - wx) + a[:, x1] * wx  # one axis at a time: the columns once, on the input's rows
+    return (cols[y0] * (1 - wy) + cols[y1] * wy).astype(np.float32)
 
 
 def downsize(arr: np.ndarray, long_side: int) -> np.ndarray:

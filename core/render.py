@@ -21,7 +21,7 @@ import numpy as np
 
 from .engines import get_engine
 from .errors import InputError
-from .field import box_blur, laplacian, luma, validate_field
+from .field import box_blur, laplacian, luma, resize_bilinear, validate_field
 from .integrate import BackwardFields
 from .job import LoopSpec
 
@@ -206,7 +206,7 @@ def phase_map(shape: tuple[int, int], seed: int = 0, cells: int = 3, region: np.
     of `benchmark.py --quality-real`: the worst frame's detail 0.84 -> 0.895 of the photo's on the steam
     photo and its max/min over the loop 1.36 -> 1.15; the issue's table has the rest). ``blur``: an engine's
     box blur of (H, W, C) (core.field.box_blur's, compiled), else core.field's."""
-    from .field import even_spread, resize_bilinear
+    from .field import even_spread
 
     h, w = shape
     rng = np.random.default_rng(seed)
@@ -315,7 +315,7 @@ class DetailMatch:
     over blocks, not at full size)."""
 
     def __init__(self, photo: np.ndarray, motion: np.ndarray, blur=None):
-        self.blur = blur or (lambda a, r: box_blur(a, r))
+        self.blur = blur or box_blur
         h, w = motion.shape[:2]
         self.shape = (h, w)
         # 0 where the field is 0 (the renderer leaves the photo there), 1 from 0.05 px/frame on
@@ -351,35 +351,21 @@ class DetailMatch:
         np.clip(gain, *DETAIL_GAIN, out=gain)
         gain -= np.float32(1.0)
         if self.k > 1:
-            gain = _upsample(gain, self.k, self.shape)
+            h, w = self.shape
+            gain = resize_bilinear(gain, (gain.shape[0] * self.k, gain.shape[1] * self.k))[:h, :w]
         gain *= self.where  # 0 where nothing moves: those pixels stay exact
         lum = luma(rgb)
-        high = lum - _mean3x3(lum[..., None])[..., 0]  # the luma's 3x3 high-pass: the colours are kept
+        high = lum - _mean3x3(lum)  # the luma's 3x3 high-pass: the colours are kept
         high *= gain
         rgb += high[..., None]
         np.clip(rgb, 0.0, 1.0, out=rgb)
         return rgb
 
 
-def _upsample(small: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarray:
-    """(h, w) blocks of k x k back to ``shape`` (H, W): bilinear, pixel centres aligned, one axis at a time
-    (core.field.resize_bilinear's result, in a fifth of its time at 1080p)."""
-    h, w = small.shape
-    out = []
-    for n, size in ((h, h * k), (w, w * k)):
-        pos = np.clip((np.arange(size, dtype=np.float32) + 0.5) / k - 0.5, 0, n - 1)
-        lo = np.floor(pos).astype(np.int64)
-        out.append((lo, np.minimum(lo + 1, n - 1), (pos - lo).astype(np.float32)))
-    (y0, y1, wy), (x0, x1, wx) = out
-    y0, y1, wy = y0[: shape[0]], y1[: shape[0]], wy[: shape[0], None]
-    x0, x1, wx = x0[: shape[1]], x1[: shape[1]], wx[: shape[1]]
-    cols = small[:, x0] * (1 - wx) + small[:, x1] * wx
-    return cols[y0] * (1 - wy) + cols[y1] * wy
-
-
-def _mean3x3(rgb: np.ndarray) -> np.ndarray:
-    """The 3x3 mean of (H, W, C) float32, edges repeated: two passes of three taps."""
-    rows = rgb * np.float32(1.0 / 3.0)
+def _mean3x3(gray: np.ndarray) -> np.ndarray:
+    """The 3x3 mean of (H, W) float32, edges repeated: two passes of three taps (core.field.box_blur's
+    renormalised float64 cumulative sums took several times as long)."""
+    rows = gray * np.float32(1.0 / 3.0)
     out = rows.copy()
     out[1:] += rows[:-1]
     out[:-1] += rows[1:]
