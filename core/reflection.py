@@ -100,8 +100,9 @@ def find_reflection(rgb: np.ndarray) -> Reflection | None:
         if depth < MIN_DEPTH * h:
             continue
         margin = _margin(band, line, depth)
-        if float(margin.mean()) > best:
-            best, best_line, best_margin = float(margin.mean()), line, margin
+        score = float(margin.mean())
+        if score > best:
+            best, best_line, best_margin = score, line, margin
     if best < MIRROR:
         return None
     cols = best_margin > WINDOW_OK  # the column windows that show the mirror
