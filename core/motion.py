@@ -29,6 +29,8 @@ class MotionResult:
 
 
 SHARPEN = 4.0  # honour_arrows: the power of each arrow's Gaussian weight in its share of the correction
+FLAT_NEAR = 0.5  # flatten_near: full within this many sigma of an arrow, none beyond twice that
+FLAT_KEEP = 0.6  # flatten_near: a pixel slower than this share of the local mean speed keeps its share
 REST_SPEED = 1 / 60  # px/frame at the picture's 960 px size: slower is the network's drift, not motion
 
 
@@ -48,8 +50,42 @@ def settle(field: np.ndarray, rest: float = REST_SPEED) -> np.ndarray:
     return (field * gain[..., None]).astype(np.float32)
 
 
+def flatten_near(field: np.ndarray, arrows, sigma: float) -> np.ndarray:
+    """``field`` with its speed evened out near the arrows: where an arrow says how fast the water goes,
+    the network's speed ripples with the photo's texture (on a surf photo 0.74-1.17 of the drawn speed along
+    one arrow, lowest at its middle), so one correction per arrow cannot give the drawn speed all along it.
+
+    Near the arrows (weight 1 within ``FLAT_NEAR`` sigma of one, fading to 0 by twice that), the speed
+    becomes its local mean over the moving pixels (a blur of about sigma / 4), with its direction kept; a
+    pixel slower than ``FLAT_KEEP`` x that mean (the ramp at the edge of a moving region) keeps its share
+    of the mean, so that the region does not end in a step. Still pixels stay still."""
+    from .field import box_blur, downsize, resize_bilinear
+    from .hints import _segment_distance_sq
+
+    h, w = field.shape[:2]
+    speed = np.hypot(field[..., 0], field[..., 1])
+    if not (speed > 0).any():
+        return field
+    scale = min(1.0, 256.0 / max(h, w))  # the mean speed is smooth: taken at 256 px on the long side
+    small = downsize(np.stack([speed, (speed > 0).astype(np.float32)], -1), 256)
+    radius = max(1, int(round(sigma * scale / 4)))
+    mean = box_blur(small[..., 0], radius) / np.maximum(box_blur(small[..., 1], radius), 1e-6)
+    sh, sw = mean.shape
+    gy = (np.arange(sh, dtype=np.float64)[:, None] + 0.5) / scale * np.ones((1, sw))
+    gx = (np.arange(sw, dtype=np.float64)[None, :] + 0.5) / scale * np.ones((sh, 1))
+    d = np.sqrt(np.min([_segment_distance_sq(gx, gy, a.start, a.end) for a in arrows], axis=0)) / sigma
+    near = np.clip(2.0 - d / FLAT_NEAR, 0.0, 1.0).astype(np.float32)
+    up = resize_bilinear(np.stack([mean, near], -1).astype(np.float32), (h, w))
+    mean, near = np.maximum(up[..., 0], 0.0), np.clip(up[..., 1], 0.0, 1.0)
+    flat = mean * np.minimum(1.0, speed / np.maximum(FLAT_KEEP * mean, 1e-9))
+    target = speed + near * (flat - speed)
+    gain = np.where(speed > 0, target / np.maximum(speed, 1e-12), 0.0)
+    return (field * gain[..., None]).astype(np.float32)
+
+
 def honour_arrows(field: np.ndarray, arrows, sigma: float | None = None) -> np.ndarray:
-    """The field turned and scaled near each arrow so that it moves there as the arrow says.
+    """The field turned and scaled near each arrow so that it moves there as the arrow says: its speed first
+    evened out near the arrows (``flatten_near``), then, per arrow, one correction.
 
     Per arrow k, the correction c_k = v_k / p_k (complex numbers: turn and speed ratio, the speed ratio
     kept within 1/3-3) with p_k the field's mean along the arrow; corrections are spread in log space with
@@ -60,6 +96,9 @@ def honour_arrows(field: np.ndarray, arrows, sigma: float | None = None) -> np.n
     from .hints import _segment_distance_sq, default_sigma
 
     h, w = field.shape[:2]
+    if sigma is None:
+        sigma = default_sigma((h, w), len(arrows))
+    field = flatten_near(field, arrows, sigma)
     logs, used = [], []
     for a in arrows:
         v = complex(*a.velocity)
@@ -76,7 +115,6 @@ def honour_arrows(field: np.ndarray, arrows, sigma: float | None = None) -> np.n
         used.append(a)
     if not used:
         return field
-    sigma = sigma or default_sigma((h, w), len(arrows))
     step = max(1, int(sigma / 8))
     gy = (np.arange(0, h, step, dtype=np.float64) + 0.5)[:, None] * np.ones((1, -(-w // step)))
     gx = (np.arange(0, w, step, dtype=np.float64) + 0.5)[None, :] * np.ones((-(-h // step), 1))

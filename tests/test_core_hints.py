@@ -32,6 +32,26 @@ def test_dense_field_passes_through_arrow_velocities():
     assert np.all(np.isfinite(dense))  # stable far from every arrow
 
 
+def test_flatten_near_evens_the_speed_at_an_arrow_and_leaves_still_and_far_pixels_alone():
+    """A sea that moves down at a speed rippling 0.7-1.3 px/frame in stripes, still land on its left and
+    an arrow in its middle: near the arrow the speed becomes the local mean (within 10%), its direction
+    kept; the land stays exactly still, and far from the arrow the field is untouched."""
+    from stillflow.core.motion import flatten_near
+
+    h, w = 200, 400
+    yy = np.arange(h, dtype=np.float32)[:, None] * np.ones((1, w), np.float32)
+    field = np.zeros((h, w, 2), np.float32)
+    field[..., 1] = 1.0 + 0.3 * np.sin(yy / 3.0)
+    field[:, :100] = 0.0
+    arrow = H.Arrow((200, 80), (200, 120), 40)
+    out = flatten_near(field, [arrow], sigma=40.0)
+    near = out[70:130, 190:210]
+    assert np.abs(np.hypot(near[..., 0], near[..., 1]) - 1.0).max() <= 0.1
+    assert np.abs(near[..., 0]).max() == 0.0  # direction kept
+    assert np.all(out[:, :100] == 0.0)
+    np.testing.assert_array_equal(out[:, 330:], field[:, 330:])
+
+
 def test_the_field_is_turned_and_scaled_to_each_of_close_arrows_that_differ(monkeypatch):
     """core.motion.honour_arrows on a field that moves everything (1, 0.5) px/frame: three arrows of
     different speeds and directions, 1.2 sigma apart (a slow one between two fast ones, as on the McWay

@@ -24,8 +24,8 @@ def rows():
 
 def test_guided_motion_follows_the_arrows_speed_and_direction(rows):
     guided = [r for r in rows if not np.isnan(r["speed_ratio"])]
-    within = [r["photo"] for r in guided if abs(r["speed_ratio"] - 1.0) <= 0.1]
-    assert len(within) >= len(guided) - 1, [(r["photo"], r["speed_ratio"]) for r in guided]
+    # every photo: the surf of the CoastCam view came out at 0.85 of its arrows before core.motion.flatten_near
+    assert all(abs(r["speed_ratio"] - 1.0) <= 0.1 for r in guided), [(r["photo"], r["speed_ratio"]) for r in guided]
     # issue 12's target is a cosine of at least 0.95 at the arrows: McWay Falls' 12 close arrows at different
     # angles missed it (0.934) until core.motion.honour_arrows gave each arrow its own share (0.988)
     for r in guided:
@@ -179,3 +179,29 @@ def test_a_mirror_made_from_a_photo_is_found_at_its_line():
     found = find_reflection(lake)
     assert found is not None and abs(found.line - 0.6) < 0.03, found and found.line
     assert found.water[line + 5:].mean() > 0.8 and found.water[:line - 5].max() < 0.1
+
+
+def _along_arrows(field, hints):
+    """Speed / drawn speed at a quarter, half and three quarters of each arrow."""
+    h, w = field.shape[:2]
+    out = []
+    for a in hints.arrows:
+        for t in (0.25, 0.5, 0.75):
+            x = int(round(min(max(a.start[0] + t * (a.end[0] - a.start[0]), 0), w - 1)))
+            y = int(round(min(max(a.start[1] + t * (a.end[1] - a.start[1]), 0), h - 1)))
+            out.append(float(np.linalg.norm(field[y, x]) / np.linalg.norm(a.velocity)))
+    return np.array(out)
+
+
+def test_arrows_set_the_speed_all_along_them_not_only_on_average(monkeypatch):
+    """The surf of a USGS CoastCam view (public domain), five arrows, the shipped model: the network's speed
+    ripples with the wave crests, so one correction per arrow left 0.74-1.17 of the drawn speed along them.
+    core.motion.flatten_near evens the speed out near the arrows: every point within 10%."""
+    from stillflow.core import motion
+
+    img, hints, _, _ = ev.load_photo(ev.REALSET / "sea_coastcam_caco_c2.jpg", 512)
+    after = _along_arrows(motion.predict_motion(img, hints=hints, source="model").field, hints)
+    assert np.all(np.abs(after - 1.0) <= 0.1), after.round(3)
+    monkeypatch.setattr(motion, "flatten_near", lambda field, arrows, sigma: field)
+    before = _along_arrows(motion.predict_motion(img, hints=hints, source="model").field, hints)
+    assert np.abs(before - 1.0).max() > 0.2, before.round(3)  # what the test guards against
