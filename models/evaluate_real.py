@@ -13,7 +13,8 @@ Per photo, with no hints and no mask given to the model (what `--motion model` s
 - cosine: the mean cosine between predicted and true direction inside the true region (0 where the
   prediction is zero);
 - and, with the arrows given as hints, the speed ratio at the arrows (predicted speed / drawn speed, median
-  over the arrows' midpoints) and the cosine there;
+  over the arrows' midpoints) and the cosine there, and along_10pct: the share of the points at a quarter,
+  half and three quarters of every arrow whose speed is within 10 % of the drawn speed;
 - sky: what core.sky found (clear or cloudy, and the fraction of the picture; "-": none), which without
   hints replaced the network's field there; mirror: the water line core.reflection found (a fraction of
   the height; "-": none), below which the water drifts and above which the shore stays still.
@@ -73,20 +74,30 @@ def scores(field: np.ndarray, mask: np.ndarray, direction: np.ndarray, scale: fl
             "still_drift": float((speed[still] > 0.0).mean()) if still.any() else 0.0, "cos": cos}
 
 
-def arrow_scores(field: np.ndarray, hints, scale: float) -> tuple[float, float]:
-    """(median predicted speed / drawn speed, mean cosine) at the arrows' midpoints."""
-    ratios, cosines = [], []
+def _speed_ratio(field: np.ndarray, a, t: float) -> tuple[float, np.ndarray]:
+    """(predicted speed / drawn speed, predicted vector) at the fraction ``t`` of arrow ``a``."""
     h, w = field.shape[:2]
+    x = int(round(min(max(a.start[0] + t * (a.end[0] - a.start[0]), 0), w - 1)))
+    y = int(round(min(max(a.start[1] + t * (a.end[1] - a.start[1]), 0), h - 1)))
+    p = field[y, x].astype(np.float64)
+    return float(np.linalg.norm(p) / np.linalg.norm(a.velocity)), p
+
+
+def arrow_scores(field: np.ndarray, hints, scale: float) -> tuple[float, float, float]:
+    """(median predicted speed / drawn speed and mean cosine at the arrows' midpoints, the share of points at
+    a quarter, half and three quarters of every arrow whose speed is within 10 % of the drawn speed)."""
+    ratios, cosines, along = [], [], []
     for a in hints.arrows:
-        x = int(round(min(max((a.start[0] + a.end[0]) / 2, 0), w - 1)))
-        y = int(round(min(max((a.start[1] + a.end[1]) / 2, 0), h - 1)))
         v = np.array(a.velocity, np.float64)
-        p = field[y, x].astype(np.float64)
         if np.linalg.norm(v) < 1e-6:
             continue
-        ratios.append(np.linalg.norm(p) / np.linalg.norm(v))
+        r, p = _speed_ratio(field, a, 0.5)
+        ratios.append(r)
         cosines.append(float(p @ v / max(np.linalg.norm(p) * np.linalg.norm(v), 1e-9)))
-    return (float(np.median(ratios)), float(np.mean(cosines))) if ratios else (float("nan"), float("nan"))
+        along += [abs(_speed_ratio(field, a, t)[0] - 1.0) <= 0.1 for t in (0.25, 0.5, 0.75)]
+    if not ratios:
+        return float("nan"), float("nan"), float("nan")
+    return float(np.median(ratios)), float(np.mean(cosines)), float(np.mean(along))
 
 
 def evaluate(paths: list[Path], size: int, model_path: str | None = None) -> list[dict]:
@@ -110,16 +121,16 @@ def evaluate(paths: list[Path], size: int, model_path: str | None = None) -> lis
         row["cos_down"], row["still_down"] = d["cos"], d["still_moving"]
         if hints.arrows:
             guided = predict_motion(img, hints=hints, source="model", model_path=model_path).field
-            row["speed_ratio"], row["arrow_cos"] = arrow_scores(guided, hints, 1.0)
+            row["speed_ratio"], row["arrow_cos"], row["along_10pct"] = arrow_scores(guided, hints, 1.0)
         else:
-            row["speed_ratio"] = row["arrow_cos"] = float("nan")
+            row["speed_ratio"] = row["arrow_cos"] = row["along_10pct"] = float("nan")
         rows.append(row)
     return rows
 
 
 def print_table(rows: list[dict]) -> None:
     cols = ("iou", "iou_everything", "still_moving", "still_drift", "still_down", "cos", "cos_down", "speed_ratio",
-            "arrow_cos")
+            "arrow_cos", "along_10pct")
     print(f"{'photo':32s} " + " ".join(f"{c:>14s}" for c in cols) + f" {'sky':>11s} {'mirror':>6s}")
     for r in rows:
         print(f"{r['photo'][:32]:32s} " + " ".join(f"{r[c]:14.3f}" for c in cols)

@@ -183,14 +183,7 @@ def test_a_mirror_made_from_a_photo_is_found_at_its_line():
 
 def _along_arrows(field, hints):
     """Speed / drawn speed at a quarter, half and three quarters of each arrow."""
-    h, w = field.shape[:2]
-    out = []
-    for a in hints.arrows:
-        for t in (0.25, 0.5, 0.75):
-            x = int(round(min(max(a.start[0] + t * (a.end[0] - a.start[0]), 0), w - 1)))
-            y = int(round(min(max(a.start[1] + t * (a.end[1] - a.start[1]), 0), h - 1)))
-            out.append(float(np.linalg.norm(field[y, x]) / np.linalg.norm(a.velocity)))
-    return np.array(out)
+    return np.array([ev._speed_ratio(field, a, t)[0] for a in hints.arrows for t in (0.25, 0.5, 0.75)])
 
 
 def test_arrows_set_the_speed_all_along_them_not_only_on_average(monkeypatch):
