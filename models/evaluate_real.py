@@ -94,7 +94,7 @@ def arrow_scores(field: np.ndarray, hints, scale: float) -> tuple[float, float, 
         r, p = _speed_ratio(field, a, 0.5)
         ratios.append(r)
         cosines.append(float(p @ v / max(np.linalg.norm(p) * np.linalg.norm(v), 1e-9)))
-        along += [abs(_speed_ratio(field, a, t)[0] - 1.0) <= 0.1 for t in (0.25, 0.5, 0.75)]
+        along += [abs(q - 1.0) <= 0.1 for q in (_speed_ratio(field, a, 0.25)[0], r, _speed_ratio(field, a, 0.75)[0])]
     if not ratios:
         return float("nan"), float("nan"), float("nan")
     return float(np.median(ratios)), float(np.mean(cosines)), float(np.mean(along))
