@@ -9,9 +9,11 @@ encode through Blender's own FFmpeg. The encoding is x264's; only the choice of 
   what later frames refer to, so over one GOP it gives the keyframe the most and the last frames the fewest
   and the wrap (frame N-1 -> frame 0) jumps; the adaptive quantiser re-grains the still picture a little at
   some frames. Blender exposes neither option.
-- the keyframe coded finer than the P-frames (ipratio 3, x264's default 1.4): the P-frames then copy its
+- the keyframe coded finer than the P-frames (ipratio 5, x264's default 1.4): the P-frames then copy its
   still picture rather than refine it bit by bit over the loop, which the wrap back to the keyframe undid
-  at once (the still picture's step there), and their motion lags it less at the wrap.
+  at once (the still picture's step there), and their motion lags it less at the wrap;
+- a smaller deadzone (11 for inter blocks, x264's default 21): small changes of a moving texture are coded
+  as they come, not held back until they pile up into a step, least of all at the wrap.
 - BT.709, limited range, tagged as Blender's FFmpeg tags it (the same decoded pixels as Blender's files).
 
 `X264Writer` encodes on a thread of its own, up to `AHEAD` frames behind its caller: PyAV releases the GIL
@@ -42,8 +44,15 @@ from .sinks import Behind
 # 0.18 -> 0.21 MB; the island photo at 480 px: 1.57 -> 1.52, 1.55 -> 1.51, 0.166 -> 0.129/255 (its still
 # steps left are on the island's outline, in blocks that hold moving sea and sky too). ipratio 2.0 and 2.5
 # gave less, 4.0 the same as 3.0; a finer zone for the last frames re-grained the still picture at the wrap.
+# A smaller deadzone and a finer keyframe still (2026-12-03, ipratio 3.0 -> 5.0, x264's deadzone-inter 21 ->
+# 11; `stillflow animate --max-size 960` of 14 real photos with their hints, PNG frames encoded both ways,
+# then `stillflow inspect --mask HINTS`): the moving region's largest step / median fell on 12 of 14
+# (Colosseum 1.61 -> 1.50, Sherburne 1.51 -> 1.48, steam 1.32 -> 1.26, McWay 1.28 -> 1.24, Singapore 1.72
+# -> 1.66; CoastCam c1 1.077 -> 1.082, the canal 1.059 -> 1.055), the still region's largest step on all 14
+# (the island 0.142 -> 0.133/255), for 5-17 % more bytes (steam 30 %). The wrap's excess is coding noise that
+# the keyframe and the last P-frame do not share: CRF 16 spends as many bytes for less (Colosseum 1.71).
 X264_OPTIONS = {"crf": "17", "preset": "medium", "bf": "0",
-                "x264-params": "mbtree=0:aq-mode=0:scenecut=0:ipratio=3.0"}
+                "x264-params": "mbtree=0:aq-mode=0:scenecut=0:ipratio=5.0:deadzone-inter=11:deadzone-intra=11"}
 
 
 def x264():

@@ -228,8 +228,10 @@ def test_mp4_has_one_keyframe_so_the_still_picture_never_regrains(sample_frames,
     regrained = _inspect(tmp_path / "gop12.mp4", "--mask", hints)
     clean = _inspect(tmp_path / "loop.mp4", "--mask", hints)
     assert regrained["frames"] == clean["frames"] == len(sample_frames)  # exactly N frames
-    assert regrained["still_step_max"] > 0.5  # a keyframe every 12 frames re-encodes the still picture: caught
-    assert clean["still_step_max"] <= 0.15, clean
+    assert clean["still_step_max"] <= 0.1, clean  # issue 11's target
+    # a keyframe every 12 frames re-encodes the still picture: caught (0.21/255 against 0.02 when measured,
+    # with core.video's fine keyframes; 0.5 and more with x264's default ones)
+    assert regrained["still_step_max"] > max(0.15, 4 * clean["still_step_max"]), (regrained, clean)
 
 
 def test_gif_and_webp_loops_keep_the_still_picture_still(tmp_path):
@@ -296,10 +298,10 @@ def test_content_sharpness_is_the_detail_the_streams_carry_in():
 def test_mp4_through_x264_steps_evenly_at_the_wrap_and_keeps_the_still_picture(sample_frames, tmp_path):
     """Where PyAV's libx264 encodes (core.video: macroblock tree and adaptive quantiser
     off, the keyframe finer), on the sample's loop (36 frames at 480 px, the arrows alone): N frames;
-    outside the moving region at most 0.1/255 on average at every step (issue 11's target; 0.027/255 when
+    outside the moving region at most 0.1/255 on average at every step (issue 11's target; 0.022/255 when
     measured, 0.079 with x264's default keyframe); the wrap's step and the moving region's largest step,
-    over the median step, smaller than Blender's FFmpeg gives on the same frames (1.64 and 1.62, 1.90 and
-    1.77 with the default keyframe, against 2.68 and 2.54; at the sample's own 1280x720 and 60 frames about
+    over the median step, smaller than Blender's FFmpeg gives on the same frames (1.50 and 1.49; 1.64 and
+    1.62 with ipratio 3 and x264's deadzone, 1.90 and 1.77 with its default keyframe, against 2.72 and 2.53; at the sample's own 1280x720 and 60 frames about
     1.3, within the issue's 1.5, against 1.76 and 1.64: `X264_OPTIONS`)."""
     pytest.importorskip("av")
     hints = REPO / "samples" / "mcway_falls.hints.json"
