@@ -122,7 +122,7 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
         a_img, a_w, a_m, a_f, a_b = inputs(engine)
         if renderer == "sharp":
             frame, source, k = render.sharp_frame, engine.sharp_source(img), 4
-            match = render.DetailMatch(img, motion, blur=engine.box_blur)
+            match = render.DetailMatch(img, motion, engine=engine)
         else:
             frame, source, k = render.splat_frame, a_img, 5
             match = None
@@ -155,7 +155,7 @@ def speed_table(repeat: int, h: int = 1080, w: int = 1920, loop_frames: int = 60
         out["sharp: one stream"] = timeit(lambda: engine.sharp_stream(c_f, source, np.ones((h, w), bool)), reps)
         wa, wb = np.asarray(0.5 * sf, np.float32), np.asarray(0.5 * sb, np.float32)
         out["sharp: detail blend"] = timeit(lambda: engine.blend_detail(a_s, b_s, wa, wb, still, img), reps)
-        match, mixed = render.DetailMatch(img, motion, blur=engine.box_blur), engine.blend_detail(a_s, b_s, wa, wb)
+        match, mixed = render.DetailMatch(img, motion, engine=engine), engine.blend_detail(a_s, b_s, wa, wb)
         out["sharp: detail match"] = timeit(lambda: match(mixed.copy()), reps)
         return out
 

@@ -9,6 +9,7 @@ import pytest
 from stillflow.core import engines, integrate, render
 from stillflow.core.engines import reference
 from stillflow.core.errors import InputError
+from stillflow.core.field import box_blur
 from stillflow.core.imageio import load_image
 from stillflow.core.job import LoopSpec
 from stillflow.core.quality import loop_quality
@@ -68,6 +69,27 @@ def test_engine_coverage_blend_matches_reference(device, photo):
     assert want_holes.any()
     np.testing.assert_array_equal(got_holes, want_holes)
     np.testing.assert_allclose(got[~want_holes], want[~want_holes], atol=1e-4)
+
+
+@pytest.mark.parametrize("size", [120, 960])  # DetailMatch's block size k is 1 at 120 px, 4 at 960
+def test_compiled_detail_match_matches_reference(size):
+    """core.render.DetailMatch through the compiled engine's two kernels gives the numpy reference's frame,
+    on the sample with a blurred, noisy copy of it as the frame (its detail raised here, lowered there)."""
+    photo = load_image(SAMPLE, max_size=size).rgb
+    h, w = photo.shape[:2]
+    motion = smooth_field(h, w)
+    motion[: h // 3] = 0.0  # a still band: left exactly as it is
+    rng = np.random.default_rng(3)
+    frame = box_blur(photo, 1) + rng.normal(0.0, 0.02, photo.shape).astype(np.float32)
+    frame = np.ascontiguousarray(np.clip(frame, 0.0, 1.0), dtype=np.float32)
+    outs = []
+    for e in (engines.get_engine("numpy"), engines.get_engine("cpu")):
+        match = render.DetailMatch(photo, motion, engine=e)
+        outs.append(match(frame.copy()))
+    assert match.k == (1 if size == 120 else 4)
+    np.testing.assert_allclose(outs[1], outs[0], atol=1e-5)
+    assert np.abs(outs[0] - frame).max() > 0.01  # the match did change the frame
+    np.testing.assert_array_equal(outs[1][: h // 3 - 1], frame[: h // 3 - 1])
 
 
 def test_coverage_blend_removes_dotted_patterns_on_the_sample():

@@ -52,3 +52,12 @@ class Engine(Protocol):
     def blend_detail(self, a_img, b_img, wa, wb, still=None, photo=None) -> Any:
         """Two renderings blended by weights wa, wb with their detail's contrast kept; with ``still``, the
         photo exactly there and everything clipped to [0, 1]."""
+
+    # core.render.DetailMatch's two full-size passes (numpy in and out).
+    def detail_blocks(self, rgb, where, k: int) -> Any:
+        """The squared Laplacian of the luma of ``rgb`` times ``where`` (H, W), averaged over k x k blocks:
+        float32 (ceil(H / k), ceil(W / k))."""
+
+    def detail_apply(self, rgb, gain, where, k: int) -> None:
+        """``rgb`` (H, W, 3) in place: its luma's 3x3 high-pass times (``gain`` on the block grid, bilinearly
+        up, times ``where``) added, all clipped to [0, 1]."""

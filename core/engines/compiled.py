@@ -112,6 +112,17 @@ class NumbaEngine(NumpyEngine):
         self.k.blend_detail_bands(a_img, b_img, wa, wb, radius, still, photo, finish, out)
         return out
 
+    def detail_blocks(self, rgb, where, k: int):
+        h, w = rgb.shape[:2]
+        out = np.empty((-(-h // k), -(-w // k)), np.float32)
+        self.k.detail_blocks(np.ascontiguousarray(rgb, dtype=np.float32), where, k, out)
+        return out
+
+    def detail_apply(self, rgb, gain, where, k: int):
+        lum = np.empty(rgb.shape[:2], np.float32)
+        self.k.luma_of(rgb, lum)  # read whole before any row of rgb changes
+        self.k.detail_apply(rgb, lum, gain, where, k)
+
     def box_blur(self, arr, radius: int):
         """Three compiled box passes (core.field.box_blur's Gaussian-like blur) of (H, W, C) float32."""
         a = np.ascontiguousarray(arr, dtype=np.float32)

@@ -596,3 +596,77 @@ def blend_detail_bands(a_img, b_img, wa, wb, r, still, photo, finish, out):  # p
                     m = a * (a_img[y, x, ch] - lo_a) + b * (b_img[y, x, ch] - lo_b)
                     v = a * lo_a + b * lo_b + gain * m
                     out[y, x, ch] = min(1.0, max(0.0, v)) if finish else v
+
+
+@njit(inline="always", fastmath=_FAST)
+def _luma(rgb, y, x):  # pragma: no cover - compiled
+    return 0.299 * rgb[y, x, 0] + 0.587 * rgb[y, x, 1] + 0.114 * rgb[y, x, 2]
+
+
+@njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
+def detail_blocks(rgb, where, k, out):  # pragma: no cover - compiled
+    """reference.detail_blocks: the squared 5-point Laplacian of rgb's luma (0 on the border) times where,
+    averaged over k x k blocks into out (ceil(H / k), ceil(W / k)), the last row and column repeated."""
+    h, w = rgb.shape[0], rgb.shape[1]
+    hb, wb = out.shape
+    inv = 1.0 / (k * k)
+    for bi in prange(hb):
+        row = np.zeros(wb, np.float64)
+        for yy in range(bi * k, bi * k + k):
+            y = min(yy, h - 1)
+            if y == 0 or y == h - 1:
+                continue
+            for xx in range(wb * k):
+                x = min(xx, w - 1)
+                wt = where[y, x]
+                if x == 0 or x == w - 1 or wt == 0.0:
+                    continue
+                lap = (_luma(rgb, y - 1, x) + _luma(rgb, y + 1, x) + _luma(rgb, y, x - 1) + _luma(rgb, y, x + 1)
+                       - 4.0 * _luma(rgb, y, x))
+                row[xx // k] += lap * lap * wt
+        for j in range(wb):
+            out[bi, j] = row[j] * inv
+
+
+@njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
+def luma_of(rgb, out):  # pragma: no cover - compiled
+    h, w = rgb.shape[0], rgb.shape[1]
+    for y in prange(h):
+        for x in range(w):
+            out[y, x] = _luma(rgb, y, x)
+
+
+@njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
+def detail_apply(rgb, lum, gain, where, k):  # pragma: no cover - compiled
+    """reference.detail_apply, in place: gain (the block grid's, minus 1) bilinearly at each pixel (as
+    core.field.resize_bilinear to k times its size), times where, scales the 3x3 high-pass of lum (rgb's
+    luma, edges repeated), added to each channel and clipped to [0, 1]."""
+    h, w, c = rgb.shape
+    hb, wb = gain.shape
+    inv_k = 1.0 / k
+    for y in prange(h):
+        sy = min(max((y + 0.5) * inv_k - 0.5, 0.0), hb - 1.0)
+        y0 = int(math.floor(sy))
+        y1 = min(y0 + 1, hb - 1)
+        fy = sy - y0
+        ym = max(y - 1, 0)
+        yp = min(y + 1, h - 1)
+        for x in range(w):
+            wt = where[y, x]
+            if wt == 0.0:
+                for ch in range(c):
+                    rgb[y, x, ch] = min(1.0, max(0.0, rgb[y, x, ch]))
+                continue
+            sx = min(max((x + 0.5) * inv_k - 0.5, 0.0), wb - 1.0)
+            x0 = int(math.floor(sx))
+            x1 = min(x0 + 1, wb - 1)
+            fx = sx - x0
+            g = ((gain[y0, x0] * (1.0 - fx) + gain[y0, x1] * fx) * (1.0 - fy)
+                 + (gain[y1, x0] * (1.0 - fx) + gain[y1, x1] * fx) * fy)
+            xm = max(x - 1, 0)
+            xp = min(x + 1, w - 1)
+            s = (lum[ym, xm] + lum[ym, x] + lum[ym, xp] + lum[y, xm] + lum[y, x] + lum[y, xp]
+                 + lum[yp, xm] + lum[yp, x] + lum[yp, xp])
+            hp = (lum[y, x] - s * (1.0 / 9.0)) * g * wt
+            for ch in range(c):
+                rgb[y, x, ch] = min(1.0, max(0.0, rgb[y, x, ch] + hp))

@@ -129,6 +129,12 @@ class SharpReference:
             np.clip(out, 0.0, 1.0, out=out)
         return out
 
+    def detail_blocks(self, rgb, where, k: int):
+        return detail_blocks(rgb, where, k)
+
+    def detail_apply(self, rgb, gain, where, k: int):
+        detail_apply(rgb, gain, where, k)
+
     def box_blur(self, arr, radius: int):
         """core.field.box_blur (three box passes, edges renormalised) of (H, W, C) float32."""
         from ..field import box_blur
@@ -303,3 +309,58 @@ def blend_detail(a_img: np.ndarray, b_img: np.ndarray, wa: np.ndarray, wb: np.nd
     gain = np.clip(np.sqrt(e_in / np.maximum(e_mix, 1e-12)), 1.0, limit)
     gain = np.where(e_mix > 1e-12, gain, 1.0)
     return (a * la + b * lb + gain[..., None] * mix).astype(np.float32)
+
+
+def block_mean(a: np.ndarray, k: int) -> np.ndarray:
+    """(H, W) float32 averaged over k x k blocks, its last rows and columns repeated to fill the last ones."""
+    h, w = a.shape
+    if k > 1:
+        a = np.pad(a, ((0, -h % k), (0, -w % k)), mode="edge")
+        a = a.reshape(a.shape[0] // k, k, a.shape[1] // k, k).mean(axis=(1, 3), dtype=np.float32)
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def detail_blocks(rgb: np.ndarray, where: np.ndarray, k: int) -> np.ndarray:
+    """core.render.DetailMatch's detail energy before its blur: the squared 5-point Laplacian of the luma
+    of ``rgb`` (H, W, 3), times ``where`` (H, W), averaged over k x k blocks (``block_mean``)."""
+    from ..field import laplacian, luma
+
+    lap2 = laplacian(luma(rgb))
+    lap2 *= lap2
+    lap2 *= where
+    return block_mean(lap2, k)
+
+
+def detail_apply(rgb: np.ndarray, gain: np.ndarray, where: np.ndarray, k: int) -> None:
+    """core.render.DetailMatch's gain applied, in place: ``gain`` (the block grid's gain - 1) bilinearly
+    up to k times its size, cropped to the picture and times ``where``, scales the 3x3 high-pass of the
+    luma of ``rgb``, which is added to each channel; all clipped to [0, 1]."""
+    from ..field import luma, resize_bilinear
+
+    h, w = rgb.shape[:2]
+    if k > 1:
+        gain = resize_bilinear(gain, (gain.shape[0] * k, gain.shape[1] * k))[:h, :w]
+    gain = gain * where  # 0 where nothing moves: those pixels stay exact
+    lum = luma(rgb)
+    high = lum - mean3x3(lum)  # the luma's 3x3 high-pass: the colours are kept
+    high *= gain
+    rgb += high[..., None]
+    np.clip(rgb, 0.0, 1.0, out=rgb)
+
+
+def mean3x3(gray: np.ndarray) -> np.ndarray:
+    """The 3x3 mean of (H, W) float32, edges repeated: two passes of three taps (core.field.box_blur's
+    renormalised float64 cumulative sums took several times as long)."""
+    rows = gray * np.float32(1.0 / 3.0)
+    out = rows.copy()
+    out[1:] += rows[:-1]
+    out[:-1] += rows[1:]
+    out[0] += rows[0]
+    out[-1] += rows[-1]
+    cols = out * np.float32(1.0 / 3.0)
+    out = cols.copy()
+    out[:, 1:] += cols[:, :-1]
+    out[:, :-1] += cols[:, 1:]
+    out[:, 0] += cols[:, 0]
+    out[:, -1] += cols[:, -1]
+    return out
