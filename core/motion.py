@@ -229,7 +229,7 @@ def predict_motion(
             from .reflection import apply_reflection
             from .sky import apply_sky, find_sky
 
-            found = find_sky(image)
+            found = find_sky(image, raw)
             raw, note = apply_sky(raw, image, masked=motion_mask is not None, sky=found)
             raw, mirror = apply_reflection(raw, image, keep=None if found is None else found.inner)
             for n in (note, mirror):

@@ -108,7 +108,8 @@ def evaluate(paths: list[Path], size: int, model_path: str | None = None) -> lis
         scale = 960.0 / max(h, w)  # hints and speeds are drawn on the 960 px photo
         pred = predict_motion(img, source="model", model_path=model_path).field
         row = {"photo": path.stem, **scores(pred, mask, direction, scale)}
-        found = find_sky(img)  # what core.sky made of the photo's sky (no sky, clear, cloudy)
+        raw = predict_motion(img, source="model", model_path=model_path, sky=False).field
+        found = find_sky(img, raw)  # what core.sky made of the photo's sky (no sky, clear, cloudy)
         row["sky"] = "-" if found is None else f"{'cloudy' if found.cloudy else 'clear'} {found.fraction:.2f}"
         mirror = find_reflection(img)
         row["mirror"] = "-" if mirror is None else f"{mirror.line:.2f}"

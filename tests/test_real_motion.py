@@ -118,6 +118,23 @@ def test_the_sky_cue_finds_skies_only_where_there_are_and_can_be_turned_off():
     assert sky[:, 0].mean() > 0.1 and np.abs(sky[:, 1]).mean() < 0.02, sky.mean(axis=0)
 
 
+def test_clouds_with_sharp_edges_drift_sideways_not_down(monkeypatch):
+    """clouds_colosseum (CC0): sharp-edged clouds beside a building. The photo's first edges stop inside the
+    sky, at the clouds' own edges, so core.sky finds no sky from the photo alone and the network moved the
+    clouds down; what the network moves down from the top edge, to the building, passes the sky's tests
+    (bright, brighter than the rest, blue), so the clouds drift sideways. With that fallback off they sink."""
+    from stillflow.core import sky
+    from stillflow.core.motion import predict_motion
+
+    img, _, mask, _ = ev.load_photo(ev.REALSET / "clouds_colosseum.jpg", 384)
+    assert sky.find_sky(img) is None
+    drift = predict_motion(img, source="model").field[mask].mean(axis=0)
+    monkeypatch.setattr(sky, "moving_top", lambda field, shape: None)
+    sink = predict_motion(img, source="model").field[mask].mean(axis=0)
+    assert drift[0] > 0.15 and drift[0] > 3 * abs(drift[1]), drift  # right (the convention), not down
+    assert sink[1] > 0.15 and sink[1] > 3 * abs(sink[0]), sink
+
+
 def test_detail_that_stands_up_is_not_taken_for_clouds(monkeypatch):
     """Clouds lie flat; a waterfall falling from the top edge has standing streaks and must never be turned
     sideways. The island photo's sky band replaced by standing streaks made of its own sea's ripples (one
