@@ -45,11 +45,12 @@ from .sinks import Behind
 # steps left are on the island's outline, in blocks that hold moving sea and sky too). ipratio 2.0 and 2.5
 # gave less, 4.0 the same as 3.0; a finer zone for the last frames re-grained the still picture at the wrap.
 # A smaller deadzone and a finer keyframe still (2026-12-03, ipratio 3.0 -> 5.0, x264's deadzone-inter 21 ->
-# 11; `stillflow animate --max-size 960` of 14 real photos with their hints, PNG frames encoded both ways,
-# then `stillflow inspect --mask HINTS`): the moving region's largest step / median fell on 12 of 14
-# (Colosseum 1.61 -> 1.50, Sherburne 1.51 -> 1.48, steam 1.32 -> 1.26, McWay 1.28 -> 1.24, Singapore 1.72
-# -> 1.66; CoastCam c1 1.077 -> 1.082, the canal 1.059 -> 1.055), the still region's largest step on all 14
-# (the island 0.142 -> 0.133/255), for 5-17 % more bytes (steam 30 %). The wrap's excess is coding noise that
+# 11; `stillflow animate --max-size 960` of 12 real photos of models/realset with their hints and the
+# sample's default loop, PNG frames encoded both ways, then `stillflow inspect --mask HINTS`): the moving
+# region's largest step / median fell on 12 of 13 (Colosseum 1.61 -> 1.50, Sherburne 1.51 -> 1.48, steam
+# 1.32 -> 1.26, McWay 1.28 -> 1.24, Singapore 1.72 -> 1.66, the sample 1.33 -> 1.30; CoastCam c1 rose,
+# 1.077 -> 1.082), the still region's largest step fell on 12 and held on one (the island 0.142 -> 0.133/255,
+# the canal 0.027), for 5-17 % more bytes (steam 30 %). The wrap's excess is coding noise that
 # the keyframe and the last P-frame do not share: CRF 16 spends as many bytes for less (Colosseum 1.71).
 X264_OPTIONS = {"crf": "17", "preset": "medium", "bf": "0",
                 "x264-params": "mbtree=0:aq-mode=0:scenecut=0:ipratio=5.0:deadzone-inter=11:deadzone-intra=11"}
