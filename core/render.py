@@ -152,9 +152,48 @@ def render_loop(
             yield Frame(t, img.copy(), 0.0)
         return
 
-    if settings.renderer == "sharp":
-        yield from _render_sharp(engine, img, motion, settings)
+    box = moving_box(motion)
+    if box is not None:  # the rest of the picture is the photo in every frame
+        y0, y1, x0, x1 = box
+        log.info("the motion lies in %dx%d px of the picture: only that is rendered", x1 - x0, y1 - y0)
+        part = float((y1 - y0) * (x1 - x0)) / float(h * w)
+        for f in _render_moving(engine, img, motion, settings, box):
+            rgb = img.copy()
+            rgb[y0:y1, x0:x1] = f.rgb
+            yield Frame(f.index, rgb, f.hole_fraction * part)
         return
+    yield from _render_moving(engine, img, motion, settings)
+
+
+CROP_MARGIN = 32  # px kept around the motion: particles stop within 2 px of it, the kernels reach 5 px further
+CROP_GAIN = 0.8  # crop only when the box is at most this share of the picture
+
+
+def moving_box(motion: np.ndarray, margin: int = CROP_MARGIN) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1): the box of the pixels ``motion`` moves, ``margin`` px wider, or None when it is
+    most of the picture. Outside it every frame is the photo: a particle moves only where the field is not
+    zero, so it stops within a pixel or two of that region (the field is sampled bilinearly), and no splat,
+    blend or detail window of the renderers reaches more than a few pixels beyond where particles go."""
+    h, w = motion.shape[:2]
+    moving = (motion[..., 0] != 0) | (motion[..., 1] != 0)
+    rows, cols = np.flatnonzero(moving.any(axis=1)), np.flatnonzero(moving.any(axis=0))
+    y0, y1 = max(0, rows[0] - margin), min(h, rows[-1] + 1 + margin)
+    x0, x1 = max(0, cols[0] - margin), min(w, cols[-1] + 1 + margin)
+    if (y1 - y0) * (x1 - x0) > CROP_GAIN * h * w:
+        return None
+    return int(y0), int(y1), int(x0), int(x1)
+
+
+def _render_moving(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpec,
+                   box: tuple[int, int, int, int] | None = None) -> Iterator[Frame]:
+    """Frames 1 .. N-1 of ``settings.renderer``, of the picture or of its ``box`` (y0, y1, x0, x1) alone."""
+    n = settings.frames
+    if settings.renderer == "sharp":
+        yield from _render_sharp(engine, img, motion, settings, box)
+        return
+    if box is not None:
+        img, motion = _crop(img, box), _crop(motion, box)
+    h, w = img.shape[:2]
     src = engine.asarray(img)
     weight = engine.asarray(softmax_weight(motion, settings.z, settings.z_gain))
     m_fwd = engine.asarray(motion)
@@ -247,12 +286,24 @@ def crossover_centre(motion: np.ndarray, settings: LoopSpec, blur=None) -> np.nd
     return 0.5 + spread * (phase_map(motion.shape[:2], region=moving, blur=blur) - 0.5)
 
 
-def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpec) -> Iterator[Frame]:
+def _crop(a: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    y0, y1, x0, x1 = box
+    return np.ascontiguousarray(a[y0:y1, x0:x1])
+
+
+def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpec,
+                  box: tuple[int, int, int, int] | None = None) -> Iterator[Frame]:
     """Frames 1 .. N-1 of the detail-keeping renderer (see core/engines/reference.py, "sharp" path): each
     stream splats its source coordinates, the photo is resampled once at them (its smooth base bilinearly,
     its finest detail from whole pixels), and the two streams are blended with their detail kept, each
     region crossing over at its own moment."""
     n = settings.frames
+    picture = max(img.shape[:2])  # what the windows scale with, and the crossings' pattern: the whole picture's
+    centre = crossover_centre(motion, settings, blur=engine.box_blur)
+    if box is not None:
+        img, motion = _crop(img, box), _crop(motion, box)
+        if np.ndim(centre):
+            centre = _crop(centre, box)
     h, w = img.shape[:2]
     weight = engine.asarray(softmax_weight(motion, settings.z, settings.z_gain))
     source = engine.sharp_source(img)
@@ -261,8 +312,7 @@ def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpe
     flow = engine.zeros((h, w, 2))
     acc_f, acc_b = engine.zeros((h, w, 4)), engine.zeros((h, w, 4))
     width = settings.crossfade
-    centre = crossover_centre(motion, settings, blur=engine.box_blur)
-    match = DetailMatch(img, motion, engine=engine)
+    match = DetailMatch(img, motion, engine=engine, picture=picture)
     started = time.perf_counter()
     for t in range(1, n):
         flow = engine.step(m_fwd, flow)
@@ -316,14 +366,14 @@ class DetailMatch:
     ``detail_apply``: compiled kernels on the CPU engine, 21 ms a 1080p frame on 2 cores against 60 ms in
     numpy; the energies are smoothed over blocks, not at full size)."""
 
-    def __init__(self, photo: np.ndarray, motion: np.ndarray, engine=None):
+    def __init__(self, photo: np.ndarray, motion: np.ndarray, engine=None, picture: int | None = None):
         self.engine = engine if engine is not None else SharpReference()
         h, w = motion.shape[:2]
         self.shape = (h, w)
         # 0 where the field is 0 (the renderer leaves the photo there), 1 from 0.05 px/frame on
         self.where = np.clip(np.hypot(motion[..., 0], motion[..., 1]) / np.float32(0.05), 0.0, 1.0)
         self.where = np.ascontiguousarray(self.where, dtype=np.float32)
-        radius = max(4, round(DETAIL_RADIUS * max(h, w) / 960))
+        radius = max(4, round(DETAIL_RADIUS * (picture or max(h, w)) / 960))  # picture: the long side it is of
         # the energies are smooth: averaged over k x k blocks first, then blurred (radius / k, at least 6)
         self.k = max(1, radius // 6)
         self.radius = max(1, round(radius / self.k))

@@ -92,6 +92,36 @@ def test_compiled_detail_match_matches_reference(size):
     np.testing.assert_array_equal(outs[1][: h // 3 - 1], frame[: h // 3 - 1])
 
 
+@pytest.mark.parametrize("renderer", ["sharp", "splat"])
+def test_a_small_moving_region_is_rendered_alone_and_the_rest_stays_the_photo(monkeypatch, renderer):
+    """models/realset's steam photo (public domain) with its hand-drawn hints: the motion covers a few
+    percent of the picture, so render_loop renders only its box (core.render.moving_box). Rendered whole,
+    the loop leaves every pixel outside that box the photo in every frame (the premise: exactly, or to float32
+    rounding for the splat renderer), and the box alone gives the same loop up to the sharp renderer's random
+    phase and dither patterns."""
+    from stillflow.core.hints import load_hints
+    from stillflow.core.motion import predict_motion
+
+    path = ROOT / "models" / "realset" / "smoke_beacon_street_steam.jpg"
+    img = load_image(path, max_size=480).rgb
+    h, w = img.shape[:2]
+    motion = predict_motion(img, hints=load_hints(path.with_name(path.stem + ".hints.json"))).field
+    y0, y1, x0, x1 = render.moving_box(motion)
+    assert (y1 - y0) * (x1 - x0) < 0.25 * h * w
+    outside = np.ones((h, w), bool)
+    outside[y0:y1, x0:x1] = False
+    spec = LoopSpec(frames=16, renderer=renderer)
+    boxed = [f.rgb for f in render_loop(img, motion, spec, device="cpu")]
+    monkeypatch.setattr(render, "CROP_GAIN", -1.0)  # never crop
+    whole = [f.rgb for f in render_loop(img, motion, spec, device="cpu")]
+    for a, b in zip(boxed, whole, strict=True):
+        np.testing.assert_array_equal(a[outside], img[outside])
+        # (the splat renderer's normalised splat of a still pixel is the photo to float32 rounding)
+        np.testing.assert_allclose(b[outside], img[outside], rtol=0, atol=0 if renderer == "sharp" else 1e-6)
+        assert np.abs(a - b).mean() < 0.2 / 255, np.abs(a - b).mean() * 255
+    assert max(np.abs(a - img).max() for a in boxed) > 0.05  # the steam does move
+
+
 def test_coverage_blend_removes_dotted_patterns_on_the_sample():
     # Where the flow stretches one stream thin (the surf running onto the beach of the bundled sample),
     # the paper's joint normalisation turns its flickering density into dotted patterns; the figure that
