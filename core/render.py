@@ -369,7 +369,6 @@ class DetailMatch:
     def __init__(self, photo: np.ndarray, motion: np.ndarray, engine=None, picture: int | None = None):
         self.engine = engine if engine is not None else SharpReference()
         h, w = motion.shape[:2]
-        self.shape = (h, w)
         # 0 where the field is 0 (the renderer leaves the photo there), 1 from 0.05 px/frame on
         self.where = np.clip(np.hypot(motion[..., 0], motion[..., 1]) / np.float32(0.05), 0.0, 1.0)
         self.where = np.ascontiguousarray(self.where, dtype=np.float32)

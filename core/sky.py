@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .field import box_blur, downsize, resize_bilinear
+from .field import MOTION_THRESHOLD, box_blur, downsize, resize_bilinear
 
 WORK = 256  # px on the long side: the horizon is found and the detail measured at this size
 BRIGHTER = 0.15  # the sky's mean brightness above the ground's (sRGB values in [0, 1])
@@ -53,7 +53,6 @@ DETAIL = 1.5 / 255  # local detail (mean |g - blur(g)|) above which a pixel show
 CLOUDY = 0.1  # of the sky's interior with detail: a cloudy sky
 STANDING = 1.0  # gradient energy across / along the picture's columns above which the detail stands up
 EDGE_PX = 3  # at WORK px: the horizon's own edge, left out of the interior and blended across
-MOVING = 0.2161635  # px/frame at 512 px: what the network moves faster than this, it moves (core.field)
 THRESHOLDS = np.geomspace(0.004, 0.2, 24)  # gradient thresholds tried for the horizon
 
 
@@ -103,7 +102,7 @@ def moving_top(field: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
     ``field`` (H, W, 2) leaves still (what it moves from the top edge down to the first still thing); None
     when that is too little or too much of the picture to be a sky."""
     speed = np.hypot(field[..., 0], field[..., 1])[..., None]
-    fast = downsize(speed, max(shape))[..., 0] > MOVING * max(field.shape[:2]) / 512.0
+    fast = downsize(speed, max(shape))[..., 0] > MOTION_THRESHOLD * max(field.shape[:2]) / 512.0  # at 512 px
     moving = box_blur(fast.astype(np.float32), 1) > 0.5
     h, w = moving.shape
     still = ~moving
