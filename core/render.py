@@ -152,44 +152,81 @@ def render_loop(
             yield Frame(t, img.copy(), 0.0)
         return
 
-    box = moving_box(motion)
-    if box is not None:  # the rest of the picture is the photo in every frame
-        y0, y1, x0, x1 = box
-        log.info("the motion lies in %dx%d px of the picture: only that is rendered", x1 - x0, y1 - y0)
-        part = float((y1 - y0) * (x1 - x0)) / float(h * w)
-        for f in _render_moving(engine, img, motion, settings, box):
-            rgb = img.copy()
-            rgb[y0:y1, x0:x1] = f.rgb
-            yield Frame(f.index, rgb, f.hole_fraction * part)
+    boxes = moving_boxes(motion)
+    if boxes is None:
+        yield from _render_moving(engine, img, motion, settings)
         return
-    yield from _render_moving(engine, img, motion, settings)
+    # the rest of the picture is the photo in every frame
+    log.info("the motion lies in %d box(es), %.0f%% of the picture: only they are rendered", len(boxes),
+             100.0 * sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) / (h * w))
+    centre = crossover_centre(motion, settings, blur=engine.box_blur) if settings.renderer == "sharp" else None
+    parts = [_render_moving(engine, img, motion, settings, box, centre) for box in boxes]
+    for frames in zip(*parts, strict=True):
+        rgb = img.copy()
+        holes = 0.0
+        for (y0, y1, x0, x1), f in zip(boxes, frames, strict=True):
+            rgb[y0:y1, x0:x1] = f.rgb
+            holes += f.hole_fraction * (y1 - y0) * (x1 - x0)
+        yield Frame(frames[0].index, rgb, holes / float(h * w))
 
 
 CROP_MARGIN = 32  # px kept around the motion: particles stop within 2 px of it, the kernels reach 5 px further
-CROP_GAIN = 0.8  # crop only when the box is at most this share of the picture
+CROP_GAIN = 0.8  # boxes only when together they are at most this share of the picture
+CROP_CELL = 16  # px: the grid the moving parts are found on
 
 
-def moving_box(motion: np.ndarray, margin: int = CROP_MARGIN) -> tuple[int, int, int, int] | None:
-    """(y0, y1, x0, x1): the box of the pixels ``motion`` moves, ``margin`` px wider, or None when it is
-    most of the picture. Outside it every frame is the photo: a particle moves only where the field is not
-    zero, so it stops within a pixel or two of that region (the field is sampled bilinearly), and no splat,
-    blend or detail window of the renderers reaches more than a few pixels beyond where particles go."""
+def moving_boxes(motion: np.ndarray, margin: int = CROP_MARGIN) -> list[tuple[int, int, int, int]] | None:
+    """Boxes (y0, y1, x0, x1) that hold every pixel ``motion`` moves with ``margin`` px around it, one per
+    moving part (parts closer than twice the margin share one; boxes that overlap are merged), or None when
+    together they are most of the picture. Outside them every frame is the photo: a particle moves only
+    where the field is not zero, so it stops within a pixel or two of that region (the field is sampled
+    bilinearly), and no splat, blend or detail window of the renderers reaches more than a few pixels
+    beyond where particles go. So each box is rendered alone, as if it were the picture."""
+    from .regions import label
+
     h, w = motion.shape[:2]
-    moving = (motion[..., 0] != 0) | (motion[..., 1] != 0)
-    rows, cols = np.flatnonzero(moving.any(axis=1)), np.flatnonzero(moving.any(axis=0))
-    y0, y1 = max(0, rows[0] - margin), min(h, rows[-1] + 1 + margin)
-    x0, x1 = max(0, cols[0] - margin), min(w, cols[-1] + 1 + margin)
-    if (y1 - y0) * (x1 - x0) > CROP_GAIN * h * w:
+    c = CROP_CELL
+    gh, gw = -(-h // c), -(-w // c)
+    moving = np.zeros((gh * c, gw * c), bool)
+    moving[:h, :w] = (motion[..., 0] != 0) | (motion[..., 1] != 0)
+    cells = moving.reshape(gh, c, gw, c).any(axis=(1, 3))
+    r = -(-margin // c)
+    grown = np.zeros((gh + 2 * r, gw + 2 * r), bool)
+    for dy in range(2 * r + 1):
+        for dx in range(2 * r + 1):
+            grown[dy:dy + gh, dx:dx + gw] |= cells
+    labels, n = label(grown[r:r + gh, r:r + gw])
+    boxes = []
+    for k in range(1, n + 1):
+        rows, cols = np.nonzero((labels == k) & cells)
+        if rows.size:
+            boxes.append([max(0, rows.min() * c - margin), min(h, (rows.max() + 1) * c + margin),
+                          max(0, cols.min() * c - margin), min(w, (cols.max() + 1) * c + margin)])
+    merged = True
+    while merged:  # boxes that overlap become one
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
+                    boxes[i] = [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])]
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    if sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) > CROP_GAIN * h * w:
         return None
-    return int(y0), int(y1), int(x0), int(x1)
+    return [tuple(int(v) for v in b) for b in boxes]
 
 
 def _render_moving(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpec,
-                   box: tuple[int, int, int, int] | None = None) -> Iterator[Frame]:
-    """Frames 1 .. N-1 of ``settings.renderer``, of the picture or of its ``box`` (y0, y1, x0, x1) alone."""
+                   box: tuple[int, int, int, int] | None = None, centre=None) -> Iterator[Frame]:
+    """Frames 1 .. N-1 of ``settings.renderer``, of the picture or of its ``box`` (y0, y1, x0, x1) alone.
+    ``centre``: the sharp renderer's crossing moments for the whole picture, when the caller has them."""
     n = settings.frames
     if settings.renderer == "sharp":
-        yield from _render_sharp(engine, img, motion, settings, box)
+        yield from _render_sharp(engine, img, motion, settings, box, centre)
         return
     if box is not None:
         img, motion = _crop(img, box), _crop(motion, box)
@@ -292,14 +329,15 @@ def _crop(a: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 
 
 def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpec,
-                  box: tuple[int, int, int, int] | None = None) -> Iterator[Frame]:
+                  box: tuple[int, int, int, int] | None = None, centre=None) -> Iterator[Frame]:
     """Frames 1 .. N-1 of the detail-keeping renderer (see core/engines/reference.py, "sharp" path): each
     stream splats its source coordinates, the photo is resampled once at them (its smooth base bilinearly,
     its finest detail from whole pixels), and the two streams are blended with their detail kept, each
     region crossing over at its own moment."""
     n = settings.frames
     picture = max(img.shape[:2])  # what the windows scale with, and the crossings' pattern: the whole picture's
-    centre = crossover_centre(motion, settings, blur=engine.box_blur)
+    if centre is None:
+        centre = crossover_centre(motion, settings, blur=engine.box_blur)
     if box is not None:
         img, motion = _crop(img, box), _crop(motion, box)
         if np.ndim(centre):
