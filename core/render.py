@@ -159,8 +159,10 @@ def render_loop(
     # the rest of the picture is the photo in every frame
     log.info("the motion lies in %d box(es), %.0f%% of the picture: only they are rendered", len(boxes),
              100.0 * sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) / (h * w))
-    centre = crossover_centre(motion, settings, blur=engine.box_blur) if settings.renderer == "sharp" else None
-    parts = [_render_moving(engine, img, motion, settings, box, centre) for box in boxes]
+    whole = None  # what the sharp renderer computes of the whole picture once, for every box
+    if settings.renderer == "sharp":
+        whole = (crossover_centre(motion, settings, blur=engine.box_blur), engine.sharp_source(img))
+    parts = [_render_moving(engine, img, motion, settings, box, whole) for box in boxes]
     for frames in zip(*parts, strict=True):
         rgb = img.copy()
         holes = 0.0
@@ -221,12 +223,12 @@ def moving_boxes(motion: np.ndarray, margin: int = CROP_MARGIN) -> list[tuple[in
 
 
 def _render_moving(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpec,
-                   box: tuple[int, int, int, int] | None = None, centre=None) -> Iterator[Frame]:
+                   box: tuple[int, int, int, int] | None = None, whole=None) -> Iterator[Frame]:
     """Frames 1 .. N-1 of ``settings.renderer``, of the picture or of its ``box`` (y0, y1, x0, x1) alone.
-    ``centre``: the sharp renderer's crossing moments for the whole picture, when the caller has them."""
+    ``whole``: the sharp renderer's (crossing moments, source) of the whole picture, when the caller has them."""
     n = settings.frames
     if settings.renderer == "sharp":
-        yield from _render_sharp(engine, img, motion, settings, box, centre)
+        yield from _render_sharp(engine, img, motion, settings, box, whole)
         return
     if box is not None:
         img, motion = _crop(img, box), _crop(motion, box)
@@ -329,22 +331,24 @@ def _crop(a: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 
 
 def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpec,
-                  box: tuple[int, int, int, int] | None = None, centre=None) -> Iterator[Frame]:
+                  box: tuple[int, int, int, int] | None = None, whole=None) -> Iterator[Frame]:
     """Frames 1 .. N-1 of the detail-keeping renderer (see core/engines/reference.py, "sharp" path): each
     stream splats its source coordinates, the photo is resampled once at them (its smooth base bilinearly,
     its finest detail from whole pixels), and the two streams are blended with their detail kept, each
     region crossing over at its own moment."""
     n = settings.frames
     picture = max(img.shape[:2])  # what the windows scale with, and the crossings' pattern: the whole picture's
-    if centre is None:
-        centre = crossover_centre(motion, settings, blur=engine.box_blur)
+    # of the whole picture, then cut to the box: its crossings, blur and dither as the whole picture has them
+    if whole is None:
+        whole = (crossover_centre(motion, settings, blur=engine.box_blur), engine.sharp_source(img))
+    centre, source = whole
     if box is not None:
         img, motion = _crop(img, box), _crop(motion, box)
+        source = tuple(_crop(a, box) for a in source)
         if np.ndim(centre):
             centre = _crop(centre, box)
     h, w = img.shape[:2]
     weight = engine.asarray(softmax_weight(motion, settings.z, settings.z_gain))
-    source = engine.sharp_source(img)
     m_fwd = engine.asarray(motion)
     backward = BackwardFields(engine, engine.asarray(-motion), n)
     flow = engine.zeros((h, w, 2))
