@@ -207,13 +207,13 @@ def region_hints(region: np.ndarray, image_size: tuple[int, int] | None = None, 
 # -------------------------------------------------------------------------------------------- snapping
 
 
-def _grow(mask: np.ndarray, px: int) -> np.ndarray:
+def grow(mask: np.ndarray, px: int) -> np.ndarray:
     """``mask`` grown by about ``px`` pixels (one box pass; a square, which is enough here)."""
     return box_blur(mask.astype(np.float32), px, passes=1) > 1e-3 if px > 0 else mask.copy()
 
 
 def _shrink(mask: np.ndarray, px: int) -> np.ndarray:
-    return ~_grow(~mask, px)
+    return ~grow(~mask, px)
 
 
 def _guided(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.ndarray:
@@ -243,8 +243,8 @@ def snap_to_edges(rgb: np.ndarray, rough: np.ndarray, band: float = 0.04, work: 
         core = _shrink(drawn, max(1, px // 4))
         if not core.any():
             core = drawn
-    outside = ~_grow(drawn, px)
-    ring = _grow(drawn, 2 * px) & outside
+    outside = ~grow(drawn, px)
+    ring = grow(drawn, 2 * px) & outside
     if not ring.any():  # the drawing covers the picture: nothing to tell it from
         return resize_bilinear(drawn.astype(np.float32), (h, w)) > 0.5
     q = np.minimum((img * 16).astype(np.int64), 15)

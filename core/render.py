@@ -25,6 +25,7 @@ from .errors import InputError
 from .field import box_blur, resize_bilinear, validate_field
 from .integrate import BackwardFields
 from .job import LoopSpec
+from .regions import grow, label
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +160,7 @@ def render_loop(
     # the rest of the picture is the photo in every frame
     log.info("the motion lies in %d box(es), %.0f%% of the picture: only they are rendered", len(boxes),
              100.0 * sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) / (h * w))
-    whole = None  # what the sharp renderer computes of the whole picture once, for every box
-    if settings.renderer == "sharp":
-        whole = (crossover_centre(motion, settings, blur=engine.box_blur), engine.sharp_source(img))
+    whole = _sharp_whole(engine, img, motion, settings) if settings.renderer == "sharp" else None  # once
     parts = [_render_moving(engine, img, motion, settings, box, whole) for box in boxes]
     for frames in zip(*parts, strict=True):
         rgb = img.copy()
@@ -184,42 +183,33 @@ def moving_boxes(motion: np.ndarray, margin: int = CROP_MARGIN) -> list[tuple[in
     where the field is not zero, so it stops within a pixel or two of that region (the field is sampled
     bilinearly), and no splat, blend or detail window of the renderers reaches more than a few pixels
     beyond where particles go. So each box is rendered alone, as if it were the picture."""
-    from .regions import label
-
     h, w = motion.shape[:2]
     c = CROP_CELL
     gh, gw = -(-h // c), -(-w // c)
     moving = np.zeros((gh * c, gw * c), bool)
     moving[:h, :w] = (motion[..., 0] != 0) | (motion[..., 1] != 0)
     cells = moving.reshape(gh, c, gw, c).any(axis=(1, 3))
-    r = -(-margin // c)
-    grown = np.zeros((gh + 2 * r, gw + 2 * r), bool)
-    for dy in range(2 * r + 1):
-        for dx in range(2 * r + 1):
-            grown[dy:dy + gh, dx:dx + gw] |= cells
-    labels, n = label(grown[r:r + gh, r:r + gw])
+    labels, n = label(grow(cells, -(-margin // c)))
     boxes = []
     for k in range(1, n + 1):
         rows, cols = np.nonzero((labels == k) & cells)
         if rows.size:
-            boxes.append([max(0, rows.min() * c - margin), min(h, (rows.max() + 1) * c + margin),
-                          max(0, cols.min() * c - margin), min(w, (cols.max() + 1) * c + margin)])
-    merged = True
-    while merged:  # boxes that overlap become one
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
-                    boxes[i] = [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])]
-                    del boxes[j]
-                    merged = True
-                    break
-            if merged:
-                break
+            boxes.append((max(0, rows.min() * c - margin), min(h, (rows.max() + 1) * c + margin),
+                          max(0, cols.min() * c - margin), min(w, (cols.max() + 1) * c + margin)))
+    merged: list[tuple[int, int, int, int]] = []  # pairwise disjoint
+    for box in boxes:
+        while (j := next((j for j, b in enumerate(merged) if _overlap(box, b)), None)) is not None:
+            b = merged.pop(j)  # an overlapping box becomes part of this one
+            box = (min(box[0], b[0]), max(box[1], b[1]), min(box[2], b[2]), max(box[3], b[3]))
+        merged.append(box)
+    boxes = merged
     if sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) > CROP_GAIN * h * w:
         return None
     return [tuple(int(v) for v in b) for b in boxes]
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
 
 
 def _render_moving(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpec,
@@ -325,6 +315,11 @@ def crossover_centre(motion: np.ndarray, settings: LoopSpec, blur=None) -> np.nd
     return 0.5 + spread * (phase_map(motion.shape[:2], region=moving, blur=blur) - 0.5)
 
 
+def _sharp_whole(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpec):
+    """The sharp renderer's parts that belong to the whole picture: (the crossing moments, the source)."""
+    return crossover_centre(motion, settings, blur=engine.box_blur), engine.sharp_source(img)
+
+
 def _crop(a: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     y0, y1, x0, x1 = box
     return np.ascontiguousarray(a[y0:y1, x0:x1])
@@ -339,9 +334,7 @@ def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpe
     n = settings.frames
     picture = max(img.shape[:2])  # what the windows scale with, and the crossings' pattern: the whole picture's
     # of the whole picture, then cut to the box: its crossings, blur and dither as the whole picture has them
-    if whole is None:
-        whole = (crossover_centre(motion, settings, blur=engine.box_blur), engine.sharp_source(img))
-    centre, source = whole
+    centre, source = whole if whole is not None else _sharp_whole(engine, img, motion, settings)
     if box is not None:
         img, motion = _crop(img, box), _crop(motion, box)
         source = tuple(_crop(a, box) for a in source)

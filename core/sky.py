@@ -117,20 +117,20 @@ def find_sky(rgb: np.ndarray, field: np.ndarray | None = None) -> Sky | None:
     network's (H, W, 2); where the photo's first edges give no sky, what the network moves down from the
     top edge is tried as one (clouds with sharp edges stop the first edge inside the sky)."""
     small = downsize(rgb, WORK)
-    sky = _sky_tests(small, horizon_mask(small))
-    if sky is None and field is not None:
-        sky = _sky_tests(small, moving_top(field, small.shape[:2]))
-    if sky is None:
-        return None
-    return _sky(rgb, small, sky)
-
-
-def _sky_tests(small: np.ndarray, sky: np.ndarray | None) -> np.ndarray | None:
-    """``sky`` when what it holds is bright, brighter than the rest and not orange (see the module
-    docstring), else None."""
-    if sky is None:
-        return None
     lum = small.mean(axis=2)
+    sky = _sky_tests(small, lum, horizon_mask(small))
+    if sky is None and field is not None:
+        sky = _sky_tests(small, lum, moving_top(field, small.shape[:2]))
+    if sky is None:
+        return None
+    return _sky(rgb, lum, sky)
+
+
+def _sky_tests(small: np.ndarray, lum: np.ndarray, sky: np.ndarray | None) -> np.ndarray | None:
+    """``sky`` when what it holds is bright, brighter than the rest and not orange (see the module
+    docstring), else None. ``lum``: the mean of ``small``'s channels."""
+    if sky is None:
+        return None
     blue_minus_red = (small[..., 2] - small[..., 0])[sky].mean()
     if not (lum[sky].mean() - lum[~sky].mean() > BRIGHTER and lum[sky].mean() > BRIGHT
             and blue_minus_red > -NOT_ORANGE):
@@ -138,8 +138,9 @@ def _sky_tests(small: np.ndarray, sky: np.ndarray | None) -> np.ndarray | None:
     return sky
 
 
-def _sky(rgb: np.ndarray, small: np.ndarray, sky: np.ndarray) -> Sky | None:
-    lum = small.mean(axis=2)
+def _sky(rgb: np.ndarray, lum: np.ndarray, sky: np.ndarray) -> Sky | None:
+    """The Sky of ``rgb`` from the mask ``sky`` found at the work size (``lum``: its brightness there), or
+    None when its interior is too small or its detail stands up."""
     soft = np.clip(box_blur(sky.astype(np.float32), EDGE_PX), 0.0, 1.0)
     inner = soft > 0.999
     if inner.mean() < MIN_INNER:

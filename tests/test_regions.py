@@ -48,7 +48,7 @@ def test_a_loose_region_snaps_onto_the_photos_edges(stem):
     average, better on 24 of 30)."""
     img, _hints, truth, _dir = ev.load_photo(ev.REALSET / f"{stem}.jpg", 960)
     px = int(0.02 * max(truth.shape))
-    for rough in (regions._grow(truth, px), regions._shrink(truth, px)):
+    for rough in (regions.grow(truth, px), regions._shrink(truth, px)):
         snapped = regions.snap_to_edges(img, rough, band=0.04)
         assert iou(snapped, truth) > iou(rough, truth) + 0.02
 
