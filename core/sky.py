@@ -19,6 +19,14 @@ numpy only (Blender bundles no OpenCV and no segmentation weights):
   tests: the network finds such clouds moving (it only gets their way wrong), and the tests refuse what
   it moves at the top of an aerial photo (sea darker than its sand). On the 41 photos of models/realset
   and models/trainset_real it adds the Colosseum's sky and nothing else.
+- Where neither gives a sky that passes, ``line_sky`` looks for a sea horizon: the highest row that a strong
+  edge crosses at most columns (a sunset over the sea, a beach whose trees or a skyline stand on the
+  horizon). Above it is sky, less what stands on the line (detail that stands up, joined to the line:
+  trees, buildings). It is taken when it is not orange and the network moves at least ``LINE_MOVED`` of it
+  (it finds the clouds moving and gets their way wrong; the brightness tests are not made: a sunset sky
+  is darker than a bright sky, a white beach brighter than its sky). On the 41 photos of models/realset
+  and models/trainset_real it adds the skies of two evaluation photos (a sunset, a tropical beach with
+  trees on its horizon) and nothing else.
 - Cloudy or clear: cloudy when at least ``CLOUDY`` of its interior (away from the horizon, whose edge is
   detail of its own) has detail above ``DETAIL`` (1.5/255: finer motion than that is invisible). Clouds
   lie flat: their detail has more vertical than horizontal gradient (0.17-0.26 horizontal over vertical on
@@ -42,6 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .field import MOTION_THRESHOLD, box_blur, downsize, resize_bilinear
+from .regions import grow, label
 
 WORK = 256  # px on the long side: the horizon is found and the detail measured at this size
 BRIGHTER = 0.15  # the sky's mean brightness above the ground's (sRGB values in [0, 1])
@@ -54,6 +63,11 @@ CLOUDY = 0.1  # of the sky's interior with detail: a cloudy sky
 STANDING = 1.0  # gradient energy across / along the picture's columns above which the detail stands up
 EDGE_PX = 3  # at WORK px: the horizon's own edge, left out of the interior and blended across
 THRESHOLDS = np.geomspace(0.004, 0.2, 24)  # gradient thresholds tried for the horizon
+LINE = 0.04  # line_sky: a horizon's median step across the columns (sRGB, a 3-row window) at least this
+LINE_RATIO = 5.0  # ... and this many times the median row's
+LINE_TOP = 0.75  # the highest line at least this share of the strongest is the horizon (the rest: shores)
+LINE_MOVED = 0.5  # share of a line sky the network must move
+DARK_SHARE = 0.5  # above a sea horizon, darker than this share of its row's median brightness: not sky
 
 
 @dataclass
@@ -97,13 +111,18 @@ def horizon_mask(rgb: np.ndarray) -> np.ndarray | None:
     return best_mask
 
 
+def _fast(field: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """bool ``shape``: where the network's ``field`` (H, W, 2) moves faster than the reference data's
+    threshold (at 512 px), at the work size."""
+    speed = np.hypot(field[..., 0], field[..., 1])[..., None]
+    return downsize(speed, max(shape))[..., 0] > MOTION_THRESHOLD * max(field.shape[:2]) / 512.0
+
+
 def moving_top(field: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
     """bool (h, w) at the work size ``shape``: per column the rows above the first one the network's
     ``field`` (H, W, 2) leaves still (what it moves from the top edge down to the first still thing); None
     when that is too little or too much of the picture to be a sky."""
-    speed = np.hypot(field[..., 0], field[..., 1])[..., None]
-    fast = downsize(speed, max(shape))[..., 0] > MOTION_THRESHOLD * max(field.shape[:2]) / 512.0  # at 512 px
-    moving = box_blur(fast.astype(np.float32), 1) > 0.5
+    moving = box_blur(_fast(field, shape).astype(np.float32), 1) > 0.5
     h, w = moving.shape
     still = ~moving
     still[-1] = True
@@ -112,15 +131,50 @@ def moving_top(field: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
     return top if MIN_PART * h * w <= n <= (1 - MIN_PART) * h * w else None
 
 
+def line_sky(lum: np.ndarray) -> np.ndarray | None:
+    """bool (h, w) at the work size: the rows above the photo's sea horizon, less what stands on it; None
+    when no row is crossed by a strong edge at most of its columns (see the module docstring)."""
+    g = box_blur(lum, 1)
+    h, w = g.shape
+    gy = np.zeros_like(g)
+    gy[1:-1] = np.abs(g[2:] - g[:-2]) / 2
+    step = np.median(np.maximum(np.maximum(gy[:-2], gy[1:-1]), gy[2:]), axis=1)  # row r + 1's, over columns
+    lo, hi = max(2, int(MIN_PART * h)), int(0.9 * h)
+    top = step[lo:hi].max(initial=0.0)
+    if top < LINE or top < LINE_RATIO * np.median(step):
+        return None
+    line = lo + int(np.flatnonzero(step[lo:hi] >= LINE_TOP * top)[0])  # rows above it are above the horizon
+    above = np.zeros((h, w), bool)
+    above[:line] = True
+    gyy, gxx = np.gradient(lum)
+    standing = (detail(lum) > DETAIL) & (box_blur(gxx**2, 2) > box_blur(gyy**2, 2))  # buildings, masts
+    row = np.zeros(h, np.float32)
+    row[:line] = np.median(lum[:line], axis=1)
+    dark = lum < DARK_SHARE * row[:, None]
+    standing = grow(standing | dark, 2) & above  # trees, a skyline at dusk: dark against their sky
+    base = slice(max(0, line - EDGE_PX), line)  # the horizon's own rows: what stands on it starts there
+    standing[base] = True
+    parts, _ = label(standing)
+    on_line = np.unique(parts[base])
+    return above & ~grow(np.isin(parts, on_line[on_line > 0]), 1)
+
+
 def find_sky(rgb: np.ndarray, field: np.ndarray | None = None) -> Sky | None:
     """The photo's sky (float32 (H, W, 3) sRGB in [0, 1]), or None when it shows none. ``field``: the
     network's (H, W, 2); where the photo's first edges give no sky, what the network moves down from the
-    top edge is tried as one (clouds with sharp edges stop the first edge inside the sky)."""
+    top edge is tried as one (clouds with sharp edges stop the first edge inside the sky), then what lies
+    above a sea horizon (``line_sky``)."""
     small = downsize(rgb, WORK)
     lum = small.mean(axis=2)
     sky = _sky_tests(small, lum, horizon_mask(small))
     if sky is None and field is not None:
         sky = _sky_tests(small, lum, moving_top(field, small.shape[:2]))
+    if sky is None and field is not None:
+        line = line_sky(lum)
+        if (line is not None and line.mean() >= MIN_PART
+                and (small[..., 2] - small[..., 0])[line].mean() > -NOT_ORANGE
+                and _fast(field, line.shape)[line].mean() >= LINE_MOVED):
+            sky = line
     if sky is None:
         return None
     return _sky(rgb, lum, sky)

@@ -135,6 +135,33 @@ def test_clouds_with_sharp_edges_drift_sideways_not_down(monkeypatch):
     assert sink[1] > 0.15 and sink[1] > 3 * abs(sink[0]), sink
 
 
+def test_a_sky_above_a_sea_horizon_drifts_and_what_stands_on_it_stays_still(monkeypatch):
+    """clouds_sunset_beach and sea_tropical_shallows_clouds_417083 (CC0): a sunset over the sea, too dark and
+    orange for the sky's brightness tests, and a white beach brighter than its sky, with trees standing on
+    the horizon. Neither the first edges nor the network's moving top give a sky; the sea horizon does
+    (core.sky.line_sky), so the clouds drift sideways (the network moved them down) and the trees on the
+    horizon are left out of the sky. With that fallback off the clouds sink."""
+    from stillflow.core import sky
+    from stillflow.core.motion import predict_motion
+
+    for name in ("clouds_sunset_beach", "sea_tropical_shallows_clouds_417083"):
+        img, hints, mask, _ = ev.load_photo(ev.REALSET / f"{name}.jpg", 384)
+        top = mask & (np.arange(mask.shape[0])[:, None] < 0.3 * mask.shape[0])  # the clouds, not the sea
+        raw = predict_motion(img, source="model", sky=False).field
+        found = sky.find_sky(img, raw)
+        assert found is not None and found.cloudy, name
+        drift = predict_motion(img, source="model").field[top].mean(axis=0)
+        with monkeypatch.context() as m:
+            m.setattr(sky, "line_sky", lambda lum: None)
+            sink = predict_motion(img, source="model").field[top].mean(axis=0)
+        assert drift[0] > 0.1 and drift[0] > 3 * abs(drift[1]), (name, drift)
+        assert sink[1] > 0.1 and sink[1] > 3 * abs(sink[0]), (name, sink)
+    # the trees on the tropical beach's horizon (left, just above it) are not sky
+    h, w = img.shape[:2]
+    trees = (slice(int(0.22 * h), int(0.30 * h)), slice(int(0.01 * w), int(0.12 * w)))
+    assert found.weight[trees].mean() < 0.2, found.weight[trees].mean()
+    assert found.weight[int(0.1 * h), int(0.8 * w)] > 0.9  # the sky over the sea is
+
 def test_detail_that_stands_up_is_not_taken_for_clouds(monkeypatch):
     """Clouds lie flat; a waterfall falling from the top edge has standing streaks and must never be turned
     sideways. The island photo's sky band replaced by standing streaks made of its own sea's ripples (one
