@@ -12,8 +12,11 @@ encode through Blender's own FFmpeg. The encoding is x264's; only the choice of 
 - the keyframe coded finer than the P-frames (ipratio 5, x264's default 1.4): the P-frames then copy its
   still picture rather than refine it bit by bit over the loop, which the wrap back to the keyframe undid
   at once (the still picture's step there), and their motion lags it less at the wrap;
-- a smaller deadzone (11 for inter blocks, x264's default 21): small changes of a moving texture are coded
-  as they come, not held back until they pile up into a step, least of all at the wrap.
+- a smaller deadzone (8 for inter blocks, x264's default 21): small changes of a moving texture are coded
+  as they come, not held back until they pile up into a step, least of all at the wrap;
+- no deblocking filter: it smooths across block edges, so where a block of moving water borders one of
+  still land the still block's edge pixels change with every frame (the still picture's steps left were
+  there); at CRF 17 the blocks it would hide are not seen (a decoded frame's error is the same).
 - BT.709, limited range, tagged as Blender's FFmpeg tags it (the same decoded pixels as Blender's files).
 
 `X264Writer` encodes on a thread of its own, up to `AHEAD` frames behind its caller: PyAV releases the GIL
@@ -52,8 +55,18 @@ from .sinks import Behind
 # 1.077 -> 1.082), the still region's largest step fell on 12 and held on one (the island 0.142 -> 0.133/255,
 # the canal 0.027), for 5-17 % more bytes (steam 30 %). The wrap's excess is coding noise that
 # the keyframe and the last P-frame do not share: CRF 16 spends as many bytes for less (Colosseum 1.71).
+# No deblocking (2026-12-04; with it ipratio 5.0 -> 6.0, deadzone-inter 11 -> 8; the same 9 loops of today's
+# renderer, `stillflow animate --max-size 960` with their hints, the sample's 960 px too): the still region's
+# largest step fell on 8 and held on one (the island 0.130 -> 0.097/255, the cove 0.060 -> 0.045, Sherburne
+# 0.050 -> 0.043, Singapore 0.154 -> 0.141; the Colosseum 0.009), the moving region's largest step / median
+# fell on 7 (Colosseum 1.513 -> 1.479, Sherburne 1.469 -> 1.455, Singapore 1.642 -> 1.622) and rose on 2 by
+# at most 0.007 (steam 1.260 -> 1.267, the aerial surf 1.345 -> 1.350), for 3-6 % more bytes (steam 11 %); the decoded frames' mean error against the
+# PNG frames was the same (island frame 30: 2.058 and 2.056/255) and crops showed no blocks. No deblocking
+# alone took the island to 0.100, deblock -2:-2 to 0.102; deadzone-inter 8 and ipratio 6 each took the
+# Colosseum under 1.5 (1.488, 1.486).
 X264_OPTIONS = {"crf": "17", "preset": "medium", "bf": "0",
-                "x264-params": "mbtree=0:aq-mode=0:scenecut=0:ipratio=5.0:deadzone-inter=11:deadzone-intra=11"}
+                "x264-params": "mbtree=0:aq-mode=0:scenecut=0:ipratio=6.0:deadzone-inter=8:deadzone-intra=11:"
+                               "no-deblock=1"}
 
 
 def x264():
