@@ -54,8 +54,9 @@ PARAMS: dict[str, Param] = {
     "fps": Param(float, 30.0, 1.0, 240.0, None, "frames per second of the loop"),
     "speed": Param(float, 1.0, 0.0, 100.0, 4.0, "multiplies the motion: 2 moves everything twice as far"),
     "feather_px": Param(float, 12.0, 0.0, 1000.0, 100.0,
-                        "fade the motion over at least this many pixels where it crosses the mask edge (wider where one "
-                        "loop moves pixels farther: over the distance they travel)"),
+                        "fade the motion over at least this many pixels where it crosses the mask edge, or runs along "
+                        "a stretch of it that is not an edge of the photo (wider where one loop moves pixels farther: "
+                        "over the distance they travel)"),
     "max_size": Param(int, 0, 0, 65_536, None, "downscale photos whose longer side exceeds this (0: never)"),
 }
 

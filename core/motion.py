@@ -238,11 +238,11 @@ def predict_motion(
                     log.info(n)
         if hints.arrows:
             raw = honour_arrows(raw, hints.arrows)
-    out = shape_motion(raw, motion_mask, freeze_mult, feather_px)
+    out = shape_motion(raw, motion_mask, freeze_mult, feather_px, photo=image)
     if motion_mask is not None:  # the travel of the field as the loop will move it, feathered as asked
         wider = loop_feather(out, motion_mask, feather_px, travel_frames)
         if wider > feather_px:
-            out = shape_motion(raw, motion_mask, freeze_mult, wider)
+            out = shape_motion(raw, motion_mask, freeze_mult, wider, photo=image)
             log.info("feather widened to %.0f px, the distance the fast pixels travel over the loop", wider)
     check_finite(out, "predicted motion field")
     return MotionResult(out.astype(np.float32), used, provider, notes)
