@@ -301,8 +301,10 @@ def blend_streams(acc_f, acc_b, alpha, out, eps):  # pragma: no cover - compiled
             _sum3(acc_b[y].reshape(n), k, row_b[y - o0])
         sums_f = np.empty(n, np.float32)
         sums_b = np.empty(n, np.float32)
-        cf = np.empty(c, np.float32)
-        cb = np.empty(c, np.float32)
+        # a stream of weight 0 leaves its colour as it was (the last pixel's), read times 0: zeros, never
+        # np.empty's leftovers, whose NaN times 0 is NaN (a pixel or two of NaN now and then, once in a test)
+        cf = np.zeros(c, np.float32)
+        cb = np.zeros(c, np.float32)
         count = 0
         for y in range(y0, y1):
             ya, yb = max(0, y - 1) - o0, min(h - 1, y + 1) - o0
