@@ -50,6 +50,40 @@ def settle(field: np.ndarray, rest: float = REST_SPEED) -> np.ndarray:
     return (field * gain[..., None]).astype(np.float32)
 
 
+FLAT_BORDER = 4 / 255  # a row or column at the picture's edge whose values spread less than this is a border
+BORDER_MAX = 0.2  # of the picture's size: at most this much of it is taken for a border on each side
+BORDER_GROW = 1 / 240  # of the long side (4 px at 960): the ramp from a border into the picture stays still too
+
+
+def flat_borders(image: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+    """(float32 (H, W) multiplier: 0 on a flat border of the photo, 1 elsewhere, and a note), or (None,
+    None) when it has none. A letterbox or a frame grab's black edge (the canal of models/realset: 43 black
+    columns and 4 rows) is no part of the scene: moved with the water beside it, it was carried into the
+    picture as a black bar. Left still, it is the picture's edge: the loop brings no content in from it, as
+    from beyond the frame."""
+    h, w = image.shape[:2]
+
+    def run(lines: np.ndarray, limit: int) -> int:
+        spread = lines[:limit].std(axis=1).max(axis=-1)  # per row (or column), its channels' largest
+        flat = spread < FLAT_BORDER
+        return int(flat.argmin()) if not flat.all() else limit
+
+    top, bottom = run(image, int(BORDER_MAX * h)), run(image[::-1], int(BORDER_MAX * h))
+    cols = image.transpose(1, 0, 2)
+    left, right = run(cols, int(BORDER_MAX * w)), run(cols[::-1], int(BORDER_MAX * w))
+    if not (top or bottom or left or right):
+        return None, None
+    keep = np.ones((h, w), np.float32)
+    g = max(2, round(BORDER_GROW * max(h, w)))
+    for n, region in ((top, np.s_[: top + g]), (bottom, np.s_[h - bottom - g:]),
+                      (left, np.s_[:, : left + g]), (right, np.s_[:, w - right - g:])):
+        if n:
+            keep[region] = 0.0
+    sides = ", ".join(f"{name} {n} px" for name, n in (("top", top), ("bottom", bottom), ("left", left),
+                                                       ("right", right)) if n)
+    return keep, f"a flat band along the photo's edge ({sides}: a letterbox, or sky or ground of one colour) is left still"
+
+
 def flatten_near(field: np.ndarray, arrows, sigma: float) -> np.ndarray:
     """``field`` with its speed evened out near the arrows: where an arrow says how fast the water goes,
     the network's speed ripples with the photo's texture (on a surf photo 0.74-1.17 of the drawn speed along
@@ -196,7 +230,11 @@ def predict_motion(
             raise InputError(f"motion mask is {m.shape[1]}x{m.shape[0]} but the image is {w}x{h}")
         check_finite(m, "motion mask")
     motion_mask = np.maximum.reduce(masks) if masks else None
-    freezes = [f for f in (freeze, freeze_from_hints(hints, (h, w))) if f is not None]
+    border, note = flat_borders(image)
+    if note:
+        notes.append(note)
+        log.info(note)
+    freezes = [f for f in (freeze, freeze_from_hints(hints, (h, w)), border) if f is not None]
     freeze_mult = np.minimum.reduce(freezes) if freezes else None
 
     hint_field = dense_from_arrows(hints.arrows, (h, w)) if hints.arrows else None

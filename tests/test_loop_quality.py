@@ -358,3 +358,38 @@ def test_a_mask_edge_through_smooth_content_fades_instead_of_cutting_it(monkeypa
         near = (mask > 0.5) & ~(field.box_blur((mask > 0.5).astype(np.float32), 4) > 0.999)
         old, new = (np.hypot(*loop(img, hints, mask, e).transpose(2, 0, 1))[near].mean() for e in (False, True))
         assert lo < new / old < hi, (name, new / old)
+
+
+def test_a_letterbox_stays_still_and_is_never_carried_into_the_picture(monkeypatch):
+    """river_welton_canal (public domain, a frame of a USGS clip): 43 black columns and 4 black rows frame
+    it, and its hand-drawn water polygon reaches the top edge. Moved with the water, the black rows were
+    carried down the canal as a bar (0.52 % of the region 0.25 darker than the photo at the worst frame,
+    480 px, 30 frames, when measured); a flat band along the photo's edge is left still
+    (core.motion.flat_borders), as beyond the frame: 0.05 %. The sample has no such band; a band of one
+    colour on a textured photo is found, and only it (with its ramp into the picture)."""
+    import stillflow.core.motion as motion
+    from stillflow.core.field import luma
+
+    path = REPO / "models" / "realset" / "river_welton_canal.jpg"
+    img = load_image(path, max_size=480).rgb
+    hh, ww = img.shape[:2]
+    hints = load_hints(path.with_name(path.stem + ".hints.json")).for_size(ww, hh)
+    mask = mask_from_hints(hints, (hh, ww)) > 0.5
+    dark = []
+    for borders in (False, True):
+        with monkeypatch.context() as m:
+            if not borders:
+                m.setattr(motion, "flat_borders", lambda image: (None, None))
+            field = predict_motion(img, hints=hints, source="hints", travel_frames=30).field
+        dark.append(max(float(((luma(img) - luma(fr.rgb))[mask] > 0.25).mean())
+                        for fr in render_loop(img, field, LoopSpec(frames=30))))
+    assert dark[0] > 0.003 and dark[1] < 0.2 * dark[0], dark
+
+    assert motion.flat_borders(load_image(SAMPLE, max_size=480).rgb) == (None, None)
+    rng = np.random.default_rng(0)
+    photo = rng.uniform(0.0, 1.0, (120, 160, 3)).astype(np.float32)
+    photo[:10] = (0.5, 0.2, 0.1)  # one colour, not grey
+    keep, note = motion.flat_borders(photo)
+    assert "(top 10 px:" in note  # and no other side
+    grow = int(np.argmax(keep[:, 80] > 0)) - 10
+    assert 2 <= grow <= 4 and keep[10 + grow:].min() == 1.0 and keep[: 10 + grow].max() == 0.0
