@@ -55,12 +55,14 @@ BORDER_MAX = 0.2  # of the picture's size: at most this much of it is taken for 
 BORDER_GROW = 1 / 240  # of the long side (4 px at 960): the ramp from a border into the picture stays still too
 
 
-def flat_borders(image: np.ndarray) -> tuple[np.ndarray | None, str | None]:
-    """(float32 (H, W) multiplier: 0 on a flat border of the photo, 1 elsewhere, and a note), or (None,
-    None) when it has none. A letterbox or a frame grab's black edge (the canal of models/realset: 43 black
-    columns and 4 rows) is no part of the scene: moved with the water beside it, it was carried into the
-    picture as a black bar. Left still, it is the picture's edge: the loop brings no content in from it, as
-    from beyond the frame."""
+def flat_borders(image: np.ndarray, ramp_px: float = 12.0) -> tuple[np.ndarray | None, str | None]:
+    """(float32 (H, W) multiplier: 0 on a flat border of the photo, rising to 1 over ``ramp_px`` beyond it
+    (smoothstep), and a note), or (None, None) when it has none. A letterbox or a frame grab's black edge
+    (the canal of models/realset: 43 black columns and 4 rows) is no part of the scene: moved with the
+    water beside it, it was carried into the picture as a black bar. Left still, it is the picture's edge:
+    the loop brings no content in from it, as from beyond the frame. The ramp is a feather: stopped at once,
+    what flows toward the border piled up against it (the canal's frames rose to 1.10 of the photo's
+    detail there)."""
     h, w = image.shape[:2]
 
     def run(lines: np.ndarray, limit: int) -> int:
@@ -73,12 +75,21 @@ def flat_borders(image: np.ndarray) -> tuple[np.ndarray | None, str | None]:
     left, right = run(cols, int(BORDER_MAX * w)), run(cols[::-1], int(BORDER_MAX * w))
     if not (top or bottom or left or right):
         return None, None
-    keep = np.ones((h, w), np.float32)
     g = max(2, round(BORDER_GROW * max(h, w)))
-    for n, region in ((top, np.s_[: top + g]), (bottom, np.s_[h - bottom - g:]),
-                      (left, np.s_[:, : left + g]), (right, np.s_[:, w - right - g:])):
-        if n:
-            keep[region] = 0.0
+    ramp = max(1.0, float(ramp_px))
+    ys, xs = np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32)
+    dist_y = np.full(h, np.inf, np.float32)  # px beyond the border (and its ramp into the picture), per row
+    dist_x = np.full(w, np.inf, np.float32)
+    if top:
+        dist_y = np.minimum(dist_y, ys - (top + g - 1))
+    if bottom:
+        dist_y = np.minimum(dist_y, (h - bottom - g) - ys)
+    if left:
+        dist_x = np.minimum(dist_x, xs - (left + g - 1))
+    if right:
+        dist_x = np.minimum(dist_x, (w - right - g) - xs)
+    dist = np.minimum(dist_y[:, None], dist_x[None, :])
+    keep = smoothstep(np.clip(dist / ramp, 0.0, 1.0)).astype(np.float32)
     sides = ", ".join(f"{name} {n} px" for name, n in (("top", top), ("bottom", bottom), ("left", left),
                                                        ("right", right)) if n)
     return keep, f"a flat band along the photo's edge ({sides}: a letterbox, or sky or ground of one colour) is left still"
@@ -230,7 +241,7 @@ def predict_motion(
             raise InputError(f"motion mask is {m.shape[1]}x{m.shape[0]} but the image is {w}x{h}")
         check_finite(m, "motion mask")
     motion_mask = np.maximum.reduce(masks) if masks else None
-    border, note = flat_borders(image)
+    border, note = flat_borders(image, feather_px)
     if note:
         notes.append(note)
         log.info(note)

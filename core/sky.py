@@ -30,7 +30,7 @@ numpy only (Blender bundles no OpenCV and no segmentation weights):
 - ``hold_on_horizon``: whatever the sky, what stands on a sea horizon and is darker than its sky (land,
   trees, a skyline; bright detail that stands up, a waterfall down a cliff, is not taken) is left still:
   the network slid the Singapore skyline and McWay Falls' cliffs and palms down. On the 41 photos it holds
-  something on eight (3-25 % of the picture); on models/realset still pixels moving fell 0.109 -> 0.104.
+  something on seven, and on the sample (3-25 % of the picture); on models/realset still pixels moving fell 0.109 -> 0.104.
 - Cloudy or clear: cloudy when at least ``CLOUDY`` of its interior (away from the horizon, whose edge is
   detail of its own) has detail above ``DETAIL`` (1.5/255: finer motion than that is invisible). Clouds
   lie flat: their detail has more vertical than horizontal gradient (0.17-0.26 horizontal over vertical on
@@ -151,7 +151,7 @@ def _horizon(lum: np.ndarray) -> int | None:
     return lo + int(np.flatnonzero(step[lo:hi] >= LINE_TOP * top)[0])
 
 
-def _standing(lum: np.ndarray, line: int, candidates: np.ndarray) -> np.ndarray:
+def _standing(line: int, candidates: np.ndarray) -> np.ndarray:
     """bool (h, w): the horizon's own rows and the parts of ``candidates`` (bool, above the horizon row
     ``line``) joined to them: what stands on it."""
     base = slice(max(0, line - EDGE_PX), line)  # the horizon's own rows: what stands on it starts there
@@ -182,7 +182,7 @@ def line_sky(lum: np.ndarray) -> np.ndarray | None:
     if line is None:
         return None
     above, standing, dark, _ = _above(lum, line)
-    objects = _standing(lum, line, grow(standing | dark, 2) & above)  # trees, a skyline at dusk
+    objects = _standing(line, grow(standing | dark, 2) & above)  # trees, a skyline at dusk
     return above & ~grow(objects, 1)
 
 
@@ -197,7 +197,7 @@ def on_horizon(lum: np.ndarray) -> np.ndarray | None:
     bright = lum >= row[:, None]
     streaks = standing & bright  # a waterfall down a cliff: bright, standing, never held
     candidates = grow((standing & ~bright) | dark, 2) & above & ~streaks
-    return _standing(lum, line, candidates) & candidates
+    return _standing(line, candidates) & candidates
 
 
 def hold_on_horizon(field: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, str | None]:

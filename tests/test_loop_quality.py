@@ -365,8 +365,9 @@ def test_a_letterbox_stays_still_and_is_never_carried_into_the_picture(monkeypat
     it, and its hand-drawn water polygon reaches the top edge. Moved with the water, the black rows were
     carried down the canal as a bar (0.52 % of the region 0.25 darker than the photo at the worst frame,
     480 px, 30 frames, when measured); a flat band along the photo's edge is left still
-    (core.motion.flat_borders), as beyond the frame: 0.05 %. The sample has no such band; a band of one
-    colour on a textured photo is found, and only it (with its ramp into the picture)."""
+    (core.motion.flat_borders), as beyond the frame, with a feather beyond it: 0.05 %. The sample has no
+    such band; a band of one colour on a textured photo is found, and only it (with its ramp into the
+    picture and the feather)."""
     import stillflow.core.motion as motion
     from stillflow.core.field import luma
 
@@ -379,7 +380,7 @@ def test_a_letterbox_stays_still_and_is_never_carried_into_the_picture(monkeypat
     for borders in (False, True):
         with monkeypatch.context() as m:
             if not borders:
-                m.setattr(motion, "flat_borders", lambda image: (None, None))
+                m.setattr(motion, "flat_borders", lambda image, ramp_px=0.0: (None, None))
             field = predict_motion(img, hints=hints, source="hints", travel_frames=30).field
         dark.append(max(float(((luma(img) - luma(fr.rgb))[mask] > 0.25).mean())
                         for fr in render_loop(img, field, LoopSpec(frames=30))))
@@ -389,7 +390,9 @@ def test_a_letterbox_stays_still_and_is_never_carried_into_the_picture(monkeypat
     rng = np.random.default_rng(0)
     photo = rng.uniform(0.0, 1.0, (120, 160, 3)).astype(np.float32)
     photo[:10] = (0.5, 0.2, 0.1)  # one colour, not grey
-    keep, note = motion.flat_borders(photo)
+    keep, note = motion.flat_borders(photo, ramp_px=12.0)
     assert "(top 10 px:" in note  # and no other side
-    grow = int(np.argmax(keep[:, 80] > 0)) - 10
-    assert 2 <= grow <= 4 and keep[10 + grow:].min() == 1.0 and keep[: 10 + grow].max() == 0.0
+    first = int(np.argmax(keep[:, 80] > 0))  # the band and its ramp into the picture held, then the feather
+    assert 2 <= first - 10 <= 4 and keep[:first].max() == 0.0 and keep[first - 1 + 12:].min() == 1.0
+    ramp = keep[first - 1: first + 12, 80]
+    assert (np.diff(ramp) > 0).all() and (keep == keep[:, :1]).all()  # rising smoothly, the same in every column
