@@ -187,7 +187,7 @@ def test_what_stands_on_a_sea_horizon_stays_still_and_a_waterfall_is_not_taken(m
     objects = sky.on_horizon(downsize(img, sky.WORK).mean(axis=2))
     assert objects is not None and objects.mean() > 0.2  # cliffs, palms, rocks
     s = objects.shape[1] / img.shape[1]
-    falls = [a for a in hints.arrows if abs(a.end[0] - a.start[0]) < abs(a.end[1] - a.start[1])]  # falling
+    falls = [a for a in hints.arrows if a.end[1] - a.start[1] > 2 * abs(a.end[0] - a.start[0])]  # the fall's
     points = [(a.start[0] + t * (a.end[0] - a.start[0]), a.start[1] + t * (a.end[1] - a.start[1]))
               for a in falls for t in (0.1, 0.25, 0.5, 0.75, 0.9)]
     held = [bool(objects[int(y * s), int(x * s)]) for x, y in points]
