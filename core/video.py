@@ -9,7 +9,7 @@ encode through Blender's own FFmpeg. The encoding is x264's; only the choice of 
   what later frames refer to, so over one GOP it gives the keyframe the most and the last frames the fewest
   and the wrap (frame N-1 -> frame 0) jumps; the adaptive quantiser re-grains the still picture a little at
   some frames. Blender exposes neither option.
-- the keyframe coded finer than the P-frames (ipratio 5, x264's default 1.4): the P-frames then copy its
+- the keyframe coded finer than the P-frames (ipratio 6, x264's default 1.4): the P-frames then copy its
   still picture rather than refine it bit by bit over the loop, which the wrap back to the keyframe undid
   at once (the still picture's step there), and their motion lags it less at the wrap;
 - a smaller deadzone (8 for inter blocks, x264's default 21): small changes of a moving texture are coded
