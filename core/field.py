@@ -138,6 +138,16 @@ def laplacian(gray: np.ndarray) -> np.ndarray:
     return lap
 
 
+def gradient_magnitude(gray: np.ndarray) -> np.ndarray:
+    """|central-difference gradient| of (H, W) (its x part 0 in the first and last columns, its y part in the
+    first and last rows)."""
+    gx = np.zeros_like(gray)
+    gy = np.zeros_like(gray)
+    gx[:, 1:-1] = (gray[:, 2:] - gray[:, :-2]) * 0.5
+    gy[1:-1] = (gray[2:] - gray[:-2]) * 0.5
+    return np.sqrt(gx * gx + gy * gy)
+
+
 def box_blur(arr: np.ndarray, radius: int, passes: int = 3) -> np.ndarray:
     """Separable box blur of (H, W) with edge renormalisation; three passes approximate a Gaussian."""
     if radius < 1:
@@ -214,15 +224,11 @@ def photo_edges(photo: np.ndarray) -> np.ndarray:
     pixel (its mean luma gradient at ``EDGE_WORK`` px over about 19 px, 1 from ``EDGE_GRADIENT`` on)."""
     h, w = photo.shape[:2]
     gray = box_blur(downsize(luma(photo)[..., None], EDGE_WORK)[..., 0], 1)
-    gx = np.zeros_like(gray)
-    gy = np.zeros_like(gray)
-    gx[:, 1:-1] = (gray[:, 2:] - gray[:, :-2]) * 0.5
-    gy[1:-1] = (gray[2:] - gray[:-2]) * 0.5
-    strength = np.clip(box_blur(np.hypot(gx, gy), 3) / EDGE_GRADIENT, 0.0, 1.0)
+    strength = np.clip(box_blur(gradient_magnitude(gray), 3) / EDGE_GRADIENT, 0.0, 1.0)
     return np.clip(resize_bilinear(strength, (h, w)), 0.0, 1.0).astype(np.float32)
 
 
-def directional_feather(mask: np.ndarray, field: np.ndarray, px: float, photo: np.ndarray | None = None,
+def directional_feather(mask: np.ndarray, field: np.ndarray, px: float, edges: np.ndarray | None = None,
                         ) -> np.ndarray:
     """Feather weight that fades motion only where it crosses the mask edge.
 
@@ -232,8 +238,8 @@ def directional_feather(mask: np.ndarray, field: np.ndarray, px: float, photo: n
     and fading would only shear thin regions into jagged streaks: there the weight stays 1. In between it
     follows |cos| of the angle between the motion and the edge normal.
 
-    With ``photo``, that holds only where the photo has an edge or texture of its own at the mask's edge
-    (``photo_edges``): where the mask cuts through smooth content (a plume of steam in haze, a calm sky) a
+    With ``edges`` (the photo's ``photo_edges``), that holds only where the photo has an edge or texture of
+    its own at the mask's edge: where the mask cuts through smooth content (a plume of steam in haze, a calm sky) a
     region that slides along it opens a straight cut that the photo never had (on the street-steam photo of
     models/realset: edge tear 0.23 -> 0.01/255), so there the motion fades as where it crosses the edge.
     """
@@ -245,8 +251,8 @@ def directional_feather(mask: np.ndarray, field: np.ndarray, px: float, photo: n
     # |cos| between the motion and the edge normal; the small constants keep it continuous where either the
     # gradient (deep inside or far outside the mask, where the fade is 1 or the mask 0) or the motion vanishes
     across = np.abs(gx * field[..., 0] + gy * field[..., 1]) / ((np.hypot(gx, gy) + 1e-3) * (speed + 1e-6))
-    if photo is not None:
-        across = np.maximum(across, 1.0 - photo_edges(photo))
+    if edges is not None:
+        across = np.maximum(across, 1.0 - edges)
     return ((1.0 - (1.0 - fade) * across) * m).astype(np.float32)
 
 
@@ -255,15 +261,15 @@ def shape_motion(
     mask: np.ndarray | None = None,
     freeze: np.ndarray | None = None,
     feather_px: float = 12.0,
-    photo: np.ndarray | None = None,
+    edges: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Apply the motion mask (faded smoothly to zero where motion crosses its edge, and with ``photo``
-    where it runs along an edge that is not the photo's: see ``directional_feather``) and the freeze
-    multiplier."""
+    """Apply the motion mask (faded smoothly to zero where motion crosses its edge, and with ``edges``, the
+    photo's ``photo_edges``, where it runs along an edge that is not the photo's: see
+    ``directional_feather``) and the freeze multiplier."""
     out = np.array(field, np.float32, copy=True)
     if mask is not None:
         if feather_px > 0:
-            weight = directional_feather(mask, out, feather_px, photo)
+            weight = directional_feather(mask, out, feather_px, edges)
         else:
             weight = (np.asarray(mask) > 0.5).astype(np.float32)
         out *= weight[..., None]

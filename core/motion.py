@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import field as field_mod
 from .errors import InputError, StillflowError
 from .field import check_finite, shape_motion, smoothstep
 from .hints import Hints, dense_from_arrows, freeze_from_hints, mask_from_hints
@@ -294,11 +295,12 @@ def predict_motion(
                     log.info(n)
         if hints.arrows:
             raw = honour_arrows(raw, hints.arrows)
-    out = shape_motion(raw, motion_mask, freeze_mult, feather_px, photo=image)
+    edges = field_mod.photo_edges(image) if motion_mask is not None and feather_px > 0 else None  # once
+    out = shape_motion(raw, motion_mask, freeze_mult, feather_px, edges)
     if motion_mask is not None:  # the travel of the field as the loop will move it, feathered as asked
         wider = loop_feather(out, motion_mask, feather_px, travel_frames)
         if wider > feather_px:
-            out = shape_motion(raw, motion_mask, freeze_mult, wider, photo=image)
+            out = shape_motion(raw, motion_mask, freeze_mult, wider, edges)
             log.info("feather widened to %.0f px, the distance the fast pixels travel over the loop", wider)
     check_finite(out, "predicted motion field")
     return MotionResult(out.astype(np.float32), used, provider, notes)

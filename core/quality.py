@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .field import box_blur, laplacian
+from .field import box_blur, gradient_magnitude, laplacian
 from .field import luma as _gray
 
 
@@ -59,14 +59,6 @@ def _max_near(tiles: np.ndarray, r: int) -> np.ndarray:
             yd, xd = slice(max(0, -dy), th + min(0, -dy)), slice(max(0, -dx), tw + min(0, -dx))
             out[yd, xd] = np.maximum(out[yd, xd], filled[ys, xs])
     return np.where(np.isfinite(tiles), out, np.nan)
-
-
-def gradient_magnitude(gray: np.ndarray) -> np.ndarray:
-    gx = np.zeros_like(gray)
-    gy = np.zeros_like(gray)
-    gx[:, 1:-1] = (gray[:, 2:] - gray[:, :-2]) * 0.5
-    gy[1:-1] = (gray[2:] - gray[:-2]) * 0.5
-    return np.sqrt(gx * gx + gy * gy)
 
 
 def edge_band(mask: np.ndarray, width: int = 3) -> np.ndarray:
