@@ -24,9 +24,12 @@ numpy only (Blender bundles no OpenCV and no segmentation weights):
   horizon). Above it is sky, less what stands on the line (detail that stands up, joined to the line:
   trees, buildings). It is taken when it is not orange and the network moves at least ``LINE_MOVED`` of it
   (it finds the clouds moving and gets their way wrong; the brightness tests are not made: a sunset sky
-  is darker than a bright sky, a white beach brighter than its sky). On the 41 photos of models/realset
-  and models/trainset_real it adds the skies of two evaluation photos (a sunset, a tropical beach with
-  trees on its horizon) and nothing else.
+  is darker than a bright sky, a white beach brighter than its sky), or when it is brighter than what
+  lies below the horizon by ``BRIGHTER`` (a dusk sky over dark water and a skyline). On the 41 photos of
+  models/realset and models/trainset_real it adds the skies of four evaluation photos (a sunset, a
+  tropical beach with trees on its horizon; since the brightness rule and the cascade below, the Singapore
+  skyline's and a coastal camera's strip) and nothing else. A candidate too thin to judge makes way for the next one; the sea horizon's, the last, is then
+  left still (cloudy or clear cannot be told, and not sure that it moves, the loop keeps it).
 - ``hold_on_horizon``: whatever the sky, what stands on a sea horizon and is darker than its sky (land,
   trees, a skyline; bright detail that stands up, a waterfall down a cliff, is not taken) is left still:
   the network slid the Singapore skyline and McWay Falls' cliffs and palms down. On the 41 photos it holds
@@ -175,10 +178,11 @@ def _above(lum: np.ndarray, line: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return above, standing, lum < DARK_SHARE * row[:, None], row
 
 
-def line_sky(lum: np.ndarray) -> np.ndarray | None:
-    """bool (h, w) at the work size: the rows above the photo's sea horizon, less what stands on it; None
-    when no row is crossed by a strong edge at most of its columns (see the module docstring)."""
-    line = _horizon(lum)
+def line_sky(lum: np.ndarray, line: int | None = None) -> np.ndarray | None:
+    """bool (h, w) at the work size: the rows above the photo's sea horizon (``line``: its row, when the
+    caller has it), less what stands on it; None when no row is crossed by a strong edge at most of its
+    columns (see the module docstring)."""
+    line = _horizon(lum) if line is None else line
     if line is None:
         return None
     above, standing, dark, _ = _above(lum, line)
@@ -218,21 +222,37 @@ def find_sky(rgb: np.ndarray, field: np.ndarray | None = None) -> Sky | None:
     """The photo's sky (float32 (H, W, 3) sRGB in [0, 1]), or None when it shows none. ``field``: the
     network's (H, W, 2); where the photo's first edges give no sky, what the network moves down from the
     top edge is tried as one (clouds with sharp edges stop the first edge inside the sky), then what lies
-    above a sea horizon (``line_sky``)."""
+    above a sea horizon (``line_sky``). Each is tried in turn until one gives a sky: first edges stopped by
+    the first cloud can pass the tests with too thin a strip to judge (Singapore's, 4 % of the picture),
+    and then the next candidate is tried. A sky above a sea horizon too thin to tell clouds from a clear
+    sky (a fixed coastal camera's strip) is left still: not sure that it moves, the loop keeps it."""
     small = downsize(rgb, WORK)
     lum = small.mean(axis=2)
-    sky = _sky_tests(small, lum, horizon_mask(small))
-    if sky is None and field is not None:
-        sky = _sky_tests(small, lum, moving_top(field, small.shape[:2]))
-    if sky is None and field is not None:
-        line = line_sky(lum)
-        if (line is not None and line.mean() >= MIN_PART
-                and (small[..., 2] - small[..., 0])[line].mean() > -NOT_ORANGE
-                and _fast(field, line.shape)[line].mean() >= LINE_MOVED):
-            sky = line
-    if sky is None:
-        return None
-    return _sky(rgb, lum, sky)
+    for candidate, last in _candidates(small, lum, field):
+        found = _sky(rgb, lum, candidate, thin_is_clear=last) if candidate is not None else None
+        if found is not None:
+            return found
+    return None
+
+
+def _candidates(small: np.ndarray, lum: np.ndarray, field: np.ndarray | None):
+    """(sky mask at the work size or None, whether it is the sea horizon's) for each that ``find_sky``
+    tries, in its order (lazily: the later ones cost more and are rarely needed). A sea horizon's sky is
+    taken when it is not orange and the network moves at least ``LINE_MOVED`` of it, or when it is
+    brighter by ``BRIGHTER`` than what lies below the horizon (a dusk sky over dark water and a skyline,
+    whose clouds the network moved only in part); McWay Falls' "horizon" is its beach, and the cliff above
+    it is neither."""
+    yield _sky_tests(small, lum, horizon_mask(small)), False
+    if field is None:
+        return
+    yield _sky_tests(small, lum, moving_top(field, small.shape[:2])), False
+    row = _horizon(lum)
+    line = None if row is None else line_sky(lum, row)
+    if (line is not None and line.mean() >= MIN_PART
+            and (small[..., 2] - small[..., 0])[line].mean() > -NOT_ORANGE
+            and (_fast(field, line.shape)[line].mean() >= LINE_MOVED
+                 or lum[line].mean() - lum[row:].mean() > BRIGHTER)):
+        yield line, True
 
 
 def _sky_tests(small: np.ndarray, lum: np.ndarray, sky: np.ndarray | None) -> np.ndarray | None:
@@ -247,13 +267,17 @@ def _sky_tests(small: np.ndarray, lum: np.ndarray, sky: np.ndarray | None) -> np
     return sky
 
 
-def _sky(rgb: np.ndarray, lum: np.ndarray, sky: np.ndarray) -> Sky | None:
+def _sky(rgb: np.ndarray, lum: np.ndarray, sky: np.ndarray, thin_is_clear: bool = False) -> Sky | None:
     """The Sky of ``rgb`` from the mask ``sky`` found at the work size (``lum``: its brightness there), or
-    None when its interior is too small or its detail stands up."""
+    None when its interior is too small (``thin_is_clear``: a clear sky then) or its detail stands up."""
     soft = np.clip(box_blur(sky.astype(np.float32), EDGE_PX), 0.0, 1.0)
     inner = soft > 0.999
     if inner.mean() < MIN_INNER:
-        return None
+        if not thin_is_clear:
+            return None
+        h, w = rgb.shape[:2]
+        weight = np.clip(resize_bilinear(soft, (h, w)), 0.0, 1.0).astype(np.float32)
+        return Sky(weight, np.zeros((h, w), np.float32), False, float(sky.mean()))
     detailed = inner & (detail(lum) > DETAIL)
     cloudy = bool(detailed.mean() >= CLOUDY * inner.mean())
     if cloudy:
