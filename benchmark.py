@@ -6,6 +6,7 @@
     .venv/bin/python benchmark.py --memory-4k     # + peak memory of a 60-frame 3840x2160 loop (subprocess)
     .venv/bin/python benchmark.py --skip-speed --end-to-end   # photo -> MP4 wall time and stage shares at
                                                   # 720p and 1080p (60 frames), 1080p at 30 and 120 frames
+                                                  # (--e2e-renderer sharp splat: the fast path too)
     .venv/bin/python benchmark.py --quality       # quality figures of the bundled sample (hints + mask)
     .venv/bin/python benchmark.py --skip-speed --quality-real default renderer=splat
                                                   # sharpness, double images, seam... on real photos
@@ -266,9 +267,10 @@ class _TimedSink:
         return getattr(self.sink, name)
 
 
-def end_to_end(h: int, w: int, frames: int, fmt: str, device: str) -> dict:
+def end_to_end(h: int, w: int, frames: int, fmt: str, device: str, renderer: str = "sharp") -> dict:
     """`stillflow animate` of the sample upscaled to w x h, the model's motion, into `fmt` (mp4: the
-    movie and the .blend), timed per stage; with the median time of one mid-loop engine splat at that size."""
+    movie and the .blend), timed per stage; with the median time of one mid-loop engine splat at that size.
+    ``renderer``: the loop's (sharp, the default; splat, the fast path)."""
     import tempfile
 
     from stillflow.core.imageio import save_png
@@ -284,7 +286,7 @@ def end_to_end(h: int, w: int, frames: int, fmt: str, device: str) -> dict:
                                 LoopSpec(frames=3), device=device))  # kernels compiled/loaded outside
         if fmt == "mp4":
             clock.timed("import bpy", __import__, "bpy")
-        job = Job.from_dict({"loop": {"frames": frames}, "output": {"fmt": fmt}, "device": device})
+        job = Job.from_dict({"loop": {"frames": frames, "renderer": renderer}, "output": {"fmt": fmt}, "device": device})
         t0 = time.perf_counter()
         inputs = clock.timed("load photo", load_inputs, src, job)
         run_ref: list = []
@@ -315,23 +317,26 @@ def end_to_end(h: int, w: int, frames: int, fmt: str, device: str) -> dict:
 E2E_SIZES = {"720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
 
 
-def end_to_end_table(sizes: list[str], frames_1080: list[int], fmt: str, device: str) -> None:
-    """Each run in a child process (its own peak memory, a cold start as a user gets it)."""
+def end_to_end_table(sizes: list[str], frames_1080: list[int], fmt: str, device: str,
+                     renderers: tuple[str, ...] = ("sharp",)) -> None:
+    """Each run in a child process (its own peak memory, a cold start as a user gets it), once per renderer
+    (sharp: the default; splat: the fast path)."""
     import json
 
     runs = [(k, 60) for k in sizes] + [("1080p", n) for n in frames_1080 if n != 60 or "1080p" not in sizes]
     print(f"end to end: the sample upscaled, the model's motion, -> {fmt}; ratio = wall / (2 x frames engine "
           "splats at that size, measured in the same process)")
-    print(f"{'size':>10s} {'frames':>6s} {'wall s':>7s} {'x splats':>8s} {'peak MiB':>8s}  stages (s, share of wall)")
-    for key, n in runs:
+    print(f"{'size':>10s} {'frames':>6s} {'renderer':>8s} {'wall s':>7s} {'x splats':>8s} {'peak MiB':>8s}  "
+          "stages (s, share of wall)")
+    for (key, n), renderer in ((run, r) for run in runs for r in renderers):
         h, w = E2E_SIZES[key]
-        out = subprocess.run([sys.executable, __file__, "--_child-e2e", f"{h},{w},{n},{fmt}", "--device", device],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run([sys.executable, __file__, "--_child-e2e", f"{h},{w},{n},{fmt},{renderer}",
+                              "--device", device], capture_output=True, text=True, check=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         ratio = r["wall"] / (2 * n * r["splat_ms"] / 1000.0)
         stages = ", ".join(f"{k} {v:.1f} ({100 * v / r['wall']:.0f}%)"
                            for k, v in sorted(r["stages"].items(), key=lambda kv: -kv[1]))
-        print(f"{r['size']:>10s} {n:6d} {r['wall']:7.1f} {ratio:8.2f} {r['rss_mib']:8.0f}  {stages}", flush=True)
+        print(f"{r['size']:>10s} {n:6d} {renderer:>8s} {r['wall']:7.1f} {ratio:8.2f} {r['rss_mib']:8.0f}  {stages}", flush=True)
 
 
 def quality(frames: int) -> None:
@@ -427,14 +432,16 @@ def main() -> int:
                          "4k too with --end-to-end 720p 1080p 4k), plus 1080p at --e2e-frames")
     ap.add_argument("--e2e-frames", type=int, nargs="*", default=[30, 120], metavar="N")
     ap.add_argument("--e2e-format", default="mp4", choices=["mp4", "png", "webp", "gif", "exr"])
+    ap.add_argument("--e2e-renderer", nargs="+", default=["sharp"], choices=["sharp", "splat"],
+                    help="the loop's renderer(s) for --end-to-end (sharp: the default; splat: the fast path)")
     ap.add_argument("--_child-4k", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--_child-e2e", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._child_e2e:
         import json
 
-        h, w, n, fmt = args._child_e2e.split(",")
-        print(json.dumps(end_to_end(int(h), int(w), int(n), fmt, args.device)))
+        h, w, n, fmt, renderer = args._child_e2e.split(",")
+        print(json.dumps(end_to_end(int(h), int(w), int(n), fmt, args.device, renderer)))
         return 0
     if args._child_4k:
         secs, rss, holes = full_loop(2160, 3840, 60, args.device)
@@ -449,7 +456,8 @@ def main() -> int:
     if args.memory_4k:
         subprocess.run([sys.executable, __file__, "--_child-4k", "--device", args.device], check=True)
     if args.end_to_end is not None:
-        end_to_end_table(args.end_to_end or ["720p", "1080p"], args.e2e_frames, args.e2e_format, args.device)
+        end_to_end_table(args.end_to_end or ["720p", "1080p"], args.e2e_frames, args.e2e_format, args.device,
+                         tuple(args.e2e_renderer))
     if args.quality:
         quality(60)
     if args.quality_real is not None:
