@@ -283,13 +283,14 @@ def predict_motion(
         raw = settle(raw)
         if sky and not hints.arrows:
             from .reflection import apply_reflection
-            from .sky import apply_sky, find_sky, hold_on_horizon
+            from .sky import apply_sky, far_sea, find_sky, hold_on_horizon
 
             found = find_sky(image, raw)
             raw, note = apply_sky(raw, image, masked=motion_mask is not None, sky=found)
             raw, mirror = apply_reflection(raw, image, keep=None if found is None else found.inner)
             raw, standing = hold_on_horizon(raw, image)
-            for n in (note, mirror, standing):
+            raw, far = far_sea(raw, image)
+            for n in (note, mirror, standing, far):
                 if n:
                     notes.append(n)
                     log.info(n)

@@ -187,6 +187,36 @@ def test_clouds_behind_a_skyline_drift_and_a_thin_strip_of_sky_stays_still():
     assert (out > 0.2).mean() < 0.02 and out.max() < 0.25, ((out > 0.2).mean(), out.max())
 
 
+def test_the_far_sea_slows_toward_its_horizon_so_the_sky_is_not_dragged_into_it():
+    """sea_tropical_shallows_clouds_417083 (CC0): the network moved the sea as fast on the horizon as in
+    front of the camera, so the sea tore away from the sky's foot and the clouds were dragged down into it
+    (seen in frames 15-45 of a 640 px loop). core.sky.far_sea: 0 on the horizon, growing with the distance
+    below it; the near sea keeps the network's speed. A photo with no sea horizon (an aerial beach) is left
+    as it was."""
+    from stillflow.core import sky
+    from stillflow.core.field import downsize
+    from stillflow.core.motion import predict_motion
+
+    img, _, _, _ = ev.load_photo(ev.REALSET / "sea_tropical_shallows_clouds_417083.jpg", 512)
+    h = img.shape[0]
+    line = sky._horizon(downsize(img, sky.WORK).mean(axis=2)) * h / downsize(img, sky.WORK).shape[0]
+    assert 0.25 * h < line < 0.4 * h, line  # the sea horizon, under the clouds
+    speed = lambda f: np.hypot(f[..., 0], f[..., 1])  # noqa: E731
+    raw = speed(predict_motion(img, source="model", sky=False).field)
+    out = speed(predict_motion(img, source="model").field)
+    band = slice(int(line) - 1, int(line) + 2)  # the horizon's rows
+    near = slice(int(line + 0.3 * (h - line)), h)  # the sea in front
+    right = slice(int(0.6 * img.shape[1]), None)  # the open sea (the sandbar is at the left)
+    assert raw[band, right].mean() > 0.2, raw[band, right].mean()
+    assert out[band, right].max() < 0.1 * raw[band, right].mean(), out[band, right].max()
+    assert np.allclose(out[near, right], raw[near, right], atol=1e-4)
+
+    img, _, _, _ = ev.load_photo(ev.REALSET / "sea_aerial_surf_35626.jpg", 512)
+    field = predict_motion(img, source="model", sky=False).field
+    assert sky.far_sea(field, img)[1] is None
+    assert np.array_equal(sky.far_sea(field, img)[0], field)
+
+
 def test_what_stands_on_a_sea_horizon_stays_still_and_a_waterfall_is_not_taken(monkeypatch):
     """lake_singapore_bay (CC0): the network slid the skyline down with the sky behind it; what stands on the
     sea horizon, darker than its sky, is held still (core.sky.on_horizon): still pixels moving 0.070 ->
