@@ -374,7 +374,8 @@ def quality_real(frames: int, variants: list[str], max_size: int, names=QUALITY_
     Columns: worst-frame sharpness inside the mask over the photo's, max/min over the loop, double-image
     figure (worst frame, and mean over the loop), both measured half the loop's travel inside the mask
     edge (content crossing the edge changes the region's detail whatever the renderer does); seam (wrap
-    step / median step), holes, speckle, edge tear, seconds per frame including the figures; then the
+    step / median step), holes, speckle (in units of the median tile, and relative to the nearby most
+    detailed tile: core.quality), edge tear, seconds per frame including the figures; then the
     content's own max/min (`core.quality.content_sharpness`: what a renderer that lost nothing would show,
     as texture of other detail moves into the region) and the sharpness over it, worst frame and max/min
     (what the renderer itself loses or adds)."""
@@ -385,7 +386,7 @@ def quality_real(frames: int, variants: list[str], max_size: int, names=QUALITY_
     photos = [SAMPLE] + [REALSET / f"{n}.jpg" for n in names]
     print(f"{frames}-frame loops, photos at {max_size} px, motion from the hand-drawn arrows (hints)")
     print(f"{'photo':28s} {'variant':10s} {'sharp min':>9s} {'max/min':>7s} {'double':>6s} {'dbl mean':>8s} "
-          f"{'seam':>5s} {'holes':>7s} {'speckle':>7s} {'tear':>6s} {'ms/fr':>6s} {'content':>7s} {'/c min':>6s} "
+          f"{'seam':>5s} {'holes':>7s} {'speckle':>7s} {'/rel':>5s} {'tear':>6s} {'ms/fr':>6s} {'content':>7s} {'/c min':>6s} "
           f"{'/c spread':>9s}")
     for path in photos:
         img = load_image(path, max_size=max_size).rgb
@@ -411,7 +412,7 @@ def quality_real(frames: int, variants: list[str], max_size: int, names=QUALITY_
             own = np.array(q["sharpness"]) / content
             print(f"{path.stem[:28]:28s} {variant.replace('renderer=', '')[:10]:10s} {q['sharpness_worst']:9.2f} {q['sharpness_spread']:7.2f} "
                   f"{q['double_image']:6.3f} {q['double_image_mean']:8.3f} {q['seam_ratio']:5.2f} "
-                  f"{q['hole_fraction_max']:7.5f} {q['speckle']:7.2f} {q['edge_tear']:+6.2f} {ms:6.0f} "
+                  f"{q['hole_fraction_max']:7.5f} {q['speckle']:7.2f} {q['speckle_rel']:5.2f} {q['edge_tear']:+6.2f} {ms:6.0f} "
                   f"{content.max() / content.min():7.2f} {own.min():6.2f} {own.max() / own.min():9.2f}", flush=True)
 
 

@@ -7,7 +7,10 @@
   against the most detailed of frame 0's tiles within 3 tiles, so crisp detail that the motion carried in
   from nearby does not count, dotted patterns do;
   in units of the median tile's energy in frame 0): dotted or grainy patterns where a stream is stretched
-  thin raise it, although they raise the global sharpness figure too;
+  thin raise it, although they raise the global sharpness figure too. In a region that is mostly smooth
+  (a sky over a ridge) the median tile is nearly flat, and a detailed tile 20 % over its neighbours reads
+  as hundreds; so also ``speckle_rel``: the same excess over that nearby most detailed tile's own energy
+  (plus the median), 1 where a tile has twice the detail there ever was near it;
 - edge tear: mean gradient magnitude of the picture smoothed at 2 px (so moving fine texture does not
   count, a new edge does; per pixel, 0-255 scale) in a thin band around the mask edge, worst
   frame minus frame 0 (a moving region sliding past a still one opens a new edge there);
@@ -131,6 +134,7 @@ class QualityMeter:
         self.holes: list[float] = []
         self.tile_e0 = None
         self.speckle = 0.0
+        self.speckle_rel = 0.0
         self.doubles: list[float] = []
         self.still_steps: list[float] = []  # mean |step| outside the mask, 0-255 scale
         self.moving_steps: list[float] = []  # mean |step| inside it
@@ -162,6 +166,8 @@ class QualityMeter:
         elif self.tile_floor > 0:
             excess = np.nanmax(tiles - self.tile_e0) if np.isfinite(tiles).any() else 0.0
             self.speckle = max(self.speckle, float(excess) / self.tile_floor)
+            rel = (tiles - self.tile_e0) / (self.tile_e0 + self.tile_floor)
+            self.speckle_rel = max(self.speckle_rel, float(np.nanmax(rel)) if np.isfinite(rel).any() else 0.0)
         if self.band is not None and self.band.any():
             self.tear.append(float(gradient_magnitude(box_blur(gray, 1))[self.band].mean()) * 255.0)
         self.holes.append(hole_fraction)
@@ -219,6 +225,7 @@ class QualityMeter:
             "worst_sharp_frame": int(np.argmin(self.sharp)) if self.sharp else 0,
             "edge_tear": (max(self.tear) - self.tear[0]) if self.tear else 0.0,
             "speckle": self.speckle,
+            "speckle_rel": self.speckle_rel,
         }
 
 

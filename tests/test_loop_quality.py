@@ -171,6 +171,41 @@ def test_double_image_figure_separates_doubles_from_shifted_copies():
         assert figures[0] < 0.03 and figures[1] > 0.15, (d, figures)
 
 
+def test_relative_speckle_tells_dots_from_a_detailed_tile_in_a_smooth_sky():
+    """lake_sherburne (CC0): its mask is mostly smooth sky, so the median tile is nearly flat. The ridge's
+    most detailed tile with 20 % more detail reads as hundreds of median tiles ("speckle"), as much as dots
+    in the sky; relative to the nearby most detailed tile ("speckle_rel") the two are far apart."""
+    from stillflow.core.field import box_blur
+
+    path = REPO / "models" / "realset" / "lake_sherburne.jpg"
+    img, _, mask = _scene(path, 960)
+    inside = mask > 0.5
+    meter = QualityMeter(mask, reference=img)
+    meter.add(img)
+    lap = np.abs(img - box_blur(img, 1)).mean(axis=2)
+    tiles = [(y, x) for y in range(0, img.shape[0] - 16, 16) for x in range(0, img.shape[1] - 16, 16)
+             if inside[y:y + 16, x:x + 16].all()]
+    energy = [lap[y:y + 16, x:x + 16].mean() for y, x in tiles]
+    y, x = tiles[int(np.argmax(energy))]  # the most detailed tile inside the mask
+    sharper = img.copy()
+    blur = box_blur(img, 1)[y:y + 16, x:x + 16]
+    sharper[y:y + 16, x:x + 16] = np.clip(blur + np.sqrt(1.2) * (img[y:y + 16, x:x + 16] - blur), 0, 1)
+    y, x = tiles[int(np.argmin(energy))]  # the smoothest: dots in the sky
+    dotted = img.copy()
+    rng = np.random.default_rng(0)
+    dots = rng.random((16, 16)) < 0.08
+    dotted[y:y + 16, x:x + 16][dots] = np.clip(dotted[y:y + 16, x:x + 16][dots] + 0.08, 0, 1)
+    figures = {}
+    for name, frame in (("sharper", sharper), ("dotted", dotted)):
+        meter = QualityMeter(mask, reference=img)
+        meter.add(img)
+        meter.add(frame)
+        q = meter.result()
+        figures[name] = (q["speckle"], q["speckle_rel"])
+    assert figures["sharper"][0] > 50 and figures["dotted"][0] > 50, figures  # both read as speckle
+    assert figures["sharper"][1] < 0.25 and figures["dotted"][1] > 5, figures
+
+
 # ------------------------------------------------------------------------------------------ inspect
 
 

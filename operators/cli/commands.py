@@ -158,7 +158,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             ("seam", f"wrap step / median step {result['seam_ratio']:.2f} (1 = invisible)"),
             ("still region", f"largest step {result['still_step_max']:.2f}/255 (re-graining shows here)"),
             ("moving region", f"largest step / median {result['moving_step_ratio']:.2f}"),
-            ("speckle", f"{result['speckle']:.2f}"),
+            ("speckle", f"{result['speckle']:.2f} median tiles; {result['speckle_rel']:.2f} of the most "
+                        "detailed tile near it (1: twice the detail there ever was)"),
             ("contact sheet", str(sheet_path)),
         ]
         for name, text in rows:
