@@ -172,6 +172,7 @@ def render_loop(
 
 
 CROP_MARGIN = 32  # px kept around the motion: particles stop within 2 px of it, the kernels reach 5 px further
+TAKE_OVER_PX = 24  # px at 960 px (scaled with the picture): how far before a stream's end the other takes over
 CROP_GAIN = 0.8  # boxes only when together they are at most this share of the picture
 CROP_CELL = 16  # px: the grid the moving parts are found on
 
@@ -335,6 +336,10 @@ def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpe
     picture = max(img.shape[:2])  # what the windows scale with, and the crossings' pattern: the whole picture's
     # of the whole picture, then cut to the box: its crossings, blur and dither as the whole picture has them
     centre, source = whole if whole is not None else _sharp_whole(engine, img, motion, settings)
+    full = img.shape[:2]
+    # the picture's edges, which content leaves: as far in as the fastest pixel on them travels over the loop
+    edge_speed = max(float(np.hypot(e[..., 0], e[..., 1]).max())
+                     for e in (motion[0], motion[-1], motion[:, 0], motion[:, -1]))
     if box is not None:
         img, motion = _crop(img, box), _crop(motion, box)
         source = tuple(_crop(a, box) for a in source)
@@ -348,19 +353,105 @@ def _render_sharp(engine, img: np.ndarray, motion: np.ndarray, settings: LoopSpe
     acc_f, acc_b = engine.zeros((h, w, 4)), engine.zeros((h, w, 4))
     width = settings.crossfade
     match = DetailMatch(img, motion, engine=engine, picture=picture)
+    hand = max(1, round(TAKE_OVER_PX * picture / 960))
+    strips = border_strips((h, w), box, full, edge_speed * n, hand) if edge_speed > 1e-3 else []
+    border = (strips, hand) if strips else None
     started = time.perf_counter()
     for t in range(1, n):
         flow = engine.step(m_fwd, flow)
         alpha = crossfade(t, n, centre, width)
-        rgb, n_holes = sharp_frame(engine, img, source, weight, flow, backward.get(n - t), alpha, (acc_f, acc_b))
+        rgb, n_holes = sharp_frame(engine, img, source, weight, flow, backward.get(n - t), alpha, (acc_f, acc_b),
+                                   border)
         yield Frame(t, match(rgb), n_holes / float(h * w))
     log.info("rendered %d frames in %.2f s", n, time.perf_counter() - started)
 
 
-def sharp_frame(engine, img: np.ndarray, source, weight, fwd, bwd, alpha, accs) -> tuple[np.ndarray, int]:
+def border_strips(shape: tuple[int, int], box: tuple[int, int, int, int] | None, picture: tuple[int, int],
+                  reach: float, fade: float) -> list[tuple[slice, slice, str, np.ndarray]]:
+    """Where ``sharp_frame`` hands a stream's moment over to the other: strips (rows, columns, the edge's
+    side, ramp) of the part rendered (``shape``, at ``box`` in the picture, None: the whole picture) along
+    the picture's own edges, the ramp 1 within ``reach`` px of them and falling to 0 over ``fade`` px
+    further in. The top and bottom strips run the whole width, the side strips between them; a box side
+    that is not a picture edge has none."""
+    h, w = shape
+    y0, _, x0, _ = box if box is not None else (0, h, 0, w)
+    band = int(np.ceil(reach + fade))
+    ys, xs = np.arange(y0, y0 + h, dtype=np.float32), np.arange(x0, x0 + w, dtype=np.float32)
+    dy = np.minimum(ys, picture[0] - 1 - ys)
+    dx = np.minimum(xs, picture[1] - 1 - xs)
+    strips = []
+    for sel in _runs(dy < band):
+        side = "top" if ys[sel.start] < picture[0] / 2 else "bottom"
+        strips.append((sel, slice(0, w), side, dy[sel][:, None] + np.zeros((1, w), np.float32)))
+    rows = _runs(dy >= band)
+    for sel in _runs(dx < band):
+        side = "left" if xs[sel.start] < picture[1] / 2 else "right"
+        strips.extend((r, sel, side, np.zeros((r.stop - r.start, 1), np.float32) + dx[sel][None, :]) for r in rows)
+    ramped = []
+    for r, c, side, d in strips:
+        ramp = np.clip((np.float32(reach + fade) - d) / np.float32(max(fade, 1.0)), 0.0, 1.0).astype(np.float32)
+        if ramp.any():
+            ramped.append((r, c, side, ramp))
+    return ramped
+
+
+def _runs(flags: np.ndarray) -> list[slice]:
+    """The slices of the runs of True in a 1-D bool array."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], flags.astype(np.int8), [0]))))
+    return [slice(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def _lack(share: np.ndarray, side: str, reach: int) -> np.ndarray:
+    """How much a stream lacks near each pixel of a border strip, in [0, 1]: 1 from the first pixel, going
+    toward the strip's picture edge (``side``), where the stream's share is under a half, falling to 0
+    ``reach`` px before it (at most four times as far as the lacking band is wide there), so that the other stream takes over gradually, not along the 3 px of the
+    stream's end. Numpy running minima along the strip: no blur."""
+    lacking = share < 0.5
+    if not lacking.any():
+        return np.zeros(share.shape, np.float32)
+    axis = 1 if side in ("left", "right") else 0
+    n = share.shape[axis]
+    idx = np.arange(n, dtype=np.float32).reshape((1, n) if axis == 1 else (n, 1))
+    if side in ("right", "bottom"):  # the nearest lacking pixel at or beyond, toward the far end
+        pos = np.where(lacking, idx, np.float32(np.inf))
+        nearest = np.flip(np.minimum.accumulate(np.flip(pos, axis), axis=axis), axis)
+        dist = nearest - idx
+    else:
+        pos = np.where(lacking, idx, -np.float32(np.inf))
+        dist = idx - np.maximum.accumulate(pos, axis=axis)
+    # the ramp no longer than four times the lacking band: near the wrap, where a stream lacks a pixel
+    # or two, it hands over as little, and frame N - 1 stays one step from the photo
+    span = np.clip(4.0 * lacking.sum(axis=axis, keepdims=True), 1.0, max(reach, 1)).astype(np.float32)
+    return np.clip(1.0 - dist / span, 0.0, 1.0).astype(np.float32)
+
+
+def _hand_over(alpha, sf: np.ndarray, sb: np.ndarray, strips, reach: int):
+    """The forward stream's weight ``alpha`` (a number or (H, W)) moved toward the stream that has content,
+    in the border strips, as far as the other lacks it there (``_lack``); ``alpha`` itself where neither
+    lacks anything (most frames' strips along edges that nothing leaves)."""
+    h, w = sf.shape
+    out = None
+    for rows, cols, side, ramp in strips:
+        f, b = sf[rows, cols], sb[rows, cols]
+        if f.min() >= 0.5 and b.min() >= 0.5:
+            continue
+        if out is None:
+            out = np.full((h, w), alpha, np.float32) if np.ndim(alpha) == 0 else np.array(alpha, np.float32)
+        a = out[rows, cols]
+        out[rows, cols] = np.clip(a + ramp * ((1.0 - a) * _lack(b, side, reach) - a * _lack(f, side, reach)),
+                                  0.0, 1.0)
+    return alpha if out is None else out
+
+
+def sharp_frame(engine, img: np.ndarray, source, weight, fwd, bwd, alpha, accs, border=None,
+                ) -> tuple[np.ndarray, int]:
     """One frame of the sharp renderer from its forward and backward fields and the forward stream's
     weight ``alpha`` (a number or (H, W)): (rgb, the number of holes filled). ``accs``: two (H, W, 4)
-    accumulators, overwritten."""
+    accumulators, overwritten. ``border``: (``border_strips``, the reach of ``_lack``), where each stream takes
+    over the other's weight as far as the other has nothing: at the picture's edges, which the content of a stream has left (a
+    cloud drifting right leaves the backward stream nothing to bring in at the right edge), a pixel whose
+    moment belongs to that stream had both weights 0, an even mix of the other stream and the unmoved
+    photo, cut off along a line from its neighbours."""
     h, w = img.shape[:2]
     acc_f, acc_b = accs
     acc_f[...] = 0.0
@@ -369,6 +460,8 @@ def sharp_frame(engine, img: np.ndarray, source, weight, fwd, bwd, alpha, accs) 
     engine.accumulate_coords(acc_b, bwd, weight)
     still = np.ones((h, w), bool)  # pixels neither stream moves
     (a_img, sf), (b_img, sb) = (engine.sharp_stream(acc, source, still) for acc in (acc_f, acc_b))
+    if border:  # each stream hands its moment over to the other where the other has nothing
+        alpha = _hand_over(alpha, sf, sb, border[0], border[1])
     wa = np.asarray(alpha * sf, np.float32)
     wb = np.asarray((1.0 - alpha) * sb, np.float32)
     # where nothing reached a pixel but itself (still): the photo, exactly; all clipped to [0, 1]
