@@ -8,6 +8,9 @@ Per photo, with no hints and no mask given to the model (what `--motion model` s
 - IoU: the predicted moving region (|M| > 0.2161635 px/frame at the photo's 960 px size) against the true
   one (photos where nothing moves: 1 when nothing is predicted to move, else 0);
 - still moving: the fraction of the truly still pixels that the prediction moves by more than 0.2 px/frame;
+- still seen: the truly still pixels moved by more than 0.2 px/frame where the photo has an edge or
+  texture of its own (``textured``), over all the truly still pixels: the part of "still moving" a viewer
+  can see (a clear sky or flat sand that slides looks the same in every frame);
 - still drift: the fraction of the truly still pixels that it moves at all (a loop slides them each way, and
   the renderer resamples them: exactly still, they are the photo itself in every frame);
 - cosine: the mean cosine between predicted and true direction inside the true region (0 where the
@@ -29,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.field import MOTION_THRESHOLD
+from ..core.field import MOTION_THRESHOLD, photo_edges
 from ..core.hints import dense_from_arrows, load_hints, mask_from_hints
 from ..core.imageio import load_image
 from ..core.motion import predict_motion
@@ -56,9 +59,11 @@ def load_photo(path: Path, size: int):
     return img, hints, mask, direction
 
 
-def scores(field: np.ndarray, mask: np.ndarray, direction: np.ndarray, scale: float) -> dict:
+def scores(field: np.ndarray, mask: np.ndarray, direction: np.ndarray, scale: float,
+           textured: np.ndarray | None = None) -> dict:
     """The figures of one predicted field (px/frame at the evaluation size; ``scale`` turns it into px/frame
-    at the photo's own 960 px)."""
+    at the photo's own 960 px). ``textured`` (bool (H, W), the photo's own edges or texture: `textured`)
+    adds still_seen."""
     speed = np.linalg.norm(field, axis=2) * scale
     moving = speed > THRESHOLD
     if mask.any():
@@ -70,8 +75,18 @@ def scores(field: np.ndarray, mask: np.ndarray, direction: np.ndarray, scale: fl
         iou = float(not moving.any())
         cos = float("nan")
     still = ~mask
-    return {"iou": iou, "still_moving": float((speed[still] > STILL).mean()) if still.any() else 0.0,
-            "still_drift": float((speed[still] > 0.0).mean()) if still.any() else 0.0, "cos": cos}
+    out = {"iou": iou, "still_moving": float((speed[still] > STILL).mean()) if still.any() else 0.0,
+           "still_drift": float((speed[still] > 0.0).mean()) if still.any() else 0.0, "cos": cos}
+    if textured is not None:
+        seen = (speed > STILL) & still & textured
+        out["still_seen"] = float(seen.sum() / still.sum()) if still.any() else 0.0
+    return out
+
+
+def textured(img: np.ndarray) -> np.ndarray:
+    """Where the photo has an edge or texture of its own (``core.field.photo_edges`` over a half): a still
+    pixel that slides there is seen; one in a smooth clear sky or flat sand looks the same moved."""
+    return photo_edges(img) > 0.5
 
 
 def _speed_ratio(field: np.ndarray, a, t: float) -> tuple[float, np.ndarray]:
@@ -107,7 +122,7 @@ def evaluate(paths: list[Path], size: int, model_path: str | None = None) -> lis
         h, w = img.shape[:2]
         scale = 960.0 / max(h, w)  # hints and speeds are drawn on the 960 px photo
         pred = predict_motion(img, source="model", model_path=model_path).field
-        row = {"photo": path.stem, **scores(pred, mask, direction, scale)}
+        row = {"photo": path.stem, **scores(pred, mask, direction, scale, textured(img))}
         raw = predict_motion(img, source="model", model_path=model_path, sky=False).field
         found = find_sky(img, raw)  # what core.sky made of the photo's sky (no sky, clear, cloudy)
         row["sky"] = "-" if found is None else f"{'cloudy' if found.cloudy else 'clear'} {found.fraction:.2f}"
@@ -130,7 +145,7 @@ def evaluate(paths: list[Path], size: int, model_path: str | None = None) -> lis
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = ("iou", "iou_everything", "still_moving", "still_drift", "still_down", "cos", "cos_down", "speed_ratio",
+    cols = ("iou", "iou_everything", "still_moving", "still_seen", "still_drift", "still_down", "cos", "cos_down", "speed_ratio",
             "arrow_cos", "along_10pct")
     print(f"{'photo':32s} " + " ".join(f"{c:>14s}" for c in cols) + f" {'sky':>11s} {'mirror':>6s}")
     for r in rows:
@@ -145,7 +160,7 @@ def print_table(rows: list[dict]) -> None:
     print(f"{'mean (photos that move)':32s} " + " ".join(f"{mean(c, moving):14.3f}" for c in cols))
     beat = sum(r["iou"] > r["iou_everything"] for r in moving)
     print(f"IoU above 'everything moves' on {beat} of {len(moving)} photos; still pixels moving at most "
-          f"{max(r['still_moving'] for r in rows):.3f}; photos with nothing moving: "
+          f"{max(r['still_moving'] for r in rows):.3f} (seen: {max(r.get('still_seen', 0.0) for r in rows):.3f}); photos with nothing moving: "
           + ", ".join(f"{r['photo']} {r['still_moving']:.3f}" for r in rows if np.isnan(r["cos"])))
 
 

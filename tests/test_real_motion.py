@@ -37,8 +37,25 @@ def test_table_has_the_baselines(rows, capsys):
     out = capsys.readouterr().out
     assert "iou_everything" in out and "cos_down" in out and "IoU above 'everything moves'" in out
     for r in rows:
-        assert 0.0 <= r["iou"] <= 1.0 and 0.0 <= r["still_moving"] <= 1.0
+        assert 0.0 <= r["iou"] <= 1.0 and 0.0 <= r["still_seen"] <= r["still_moving"] <= 1.0
         assert r["still_down"] == 1.0 or np.isnan(r["cos"])  # a constant field moves every still pixel
+
+
+def test_still_seen_counts_only_the_still_pixels_that_have_texture():
+    """A sunset (clouds_sunset_beach, CC0) whose hand-drawn region is its clouds and its water: a field that
+    moves the whole picture moves every still pixel, but a viewer sees only those with texture slide (the
+    shore's rocks), not the clear sky's; a field that moves only the smooth sky is seen nowhere."""
+    img, _, mask, direction = ev.load_photo(ev.REALSET / "clouds_sunset_beach.jpg", 384)
+    tex = ev.textured(img)
+    still = ~mask
+    assert 0.05 < (tex & still).sum() / still.sum() < 0.95  # both kinds of still pixels are there
+    everything = np.ones(mask.shape + (2,), np.float32)
+    s = ev.scores(everything, mask, direction, 1.0, tex)
+    assert s["still_moving"] == 1.0
+    assert abs(s["still_seen"] - (tex & still).sum() / still.sum()) < 1e-6
+    smooth_sky = everything * (still & ~tex)[..., None]
+    s = ev.scores(smooth_sky, mask, direction, 1.0, tex)
+    assert s["still_moving"] > 0.3 and s["still_seen"] == 0.0
 
 
 def _row(rows, stem):
@@ -89,6 +106,27 @@ def test_a_clear_sky_stays_still_and_a_cloudy_one_drifts_sideways(rows):
     island = _row(rows, "clouds_island_188029")
     assert island["cos"] >= 0.8 and island["iou"] > island["iou_everything"], island
     assert _row(rows, "smoke_dune_sand")["still_moving"] <= 0.01
+
+
+def test_a_clear_sky_is_still_down_to_its_foot_so_the_crests_below_do_not_slide(rows):
+    """A clear sky is still from the middle of its blend band across the horizon up, the network's field
+    fading in below it: with the field kept at (1 - weight) there, the calm bay's hill crests (lake_calm_bay,
+    CC0) slid down with the sky (0.059 of its still pixels moved, 0.018 now) and a coastal camera's strip of
+    sky slid into the sea (sea_coastcam_caco_c1, public domain: 0.034, now 0.003)."""
+    from stillflow.core.motion import predict_motion
+    from stillflow.core.sky import find_sky
+
+    assert _row(rows, "lake_calm_bay_574021")["still_moving"] <= 0.03
+    assert _row(rows, "sea_coastcam_caco_c1")["still_moving"] <= 0.01
+    img = ev.load_photo(ev.REALSET / "lake_calm_bay_574021.jpg", 384)[0]
+    raw = predict_motion(img, source="model", sky=False).field
+    sky = find_sky(img, raw)
+    assert sky is not None and not sky.cloudy
+    field = predict_motion(img, source="model").field
+    foot = sky.weight >= 0.5
+    band = foot & (sky.weight < 1.0)  # the upper half of the blend band
+    assert band.sum() > 100 and np.abs(field[foot]).max() == 0.0
+    assert np.hypot(raw[band, 0], raw[band, 1]).mean() > 0.2  # the network moved it
 
 
 def test_the_sky_cue_finds_skies_only_where_there_are_and_can_be_turned_off():
