@@ -300,7 +300,6 @@ def arrows_field(hints: Hints, shape: tuple[int, int]) -> np.ndarray | None:
     dragged down into the sea at the picture's left edge). Polygons without arrows, and everything outside
     the polygons, keep the field of all the arrows; one polygon, or arrows in only one, change nothing.
     The sigma is the one of all the arrows, so a region's field is as smooth as before."""
-    h, w = shape
     if not hints.arrows:
         return None
     sigma = default_sigma(shape, len(hints.arrows))

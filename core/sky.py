@@ -44,7 +44,8 @@ numpy only (Blender bundles no OpenCV and no segmentation weights):
   edge) is not taken for a sky at all.
 - ``apply_sky``: a cloudy sky moves sideways, to the right by convention (a photo cannot show which way
   clouds go; an arrow in the sky sets it), at the network's speed smoothed over the sky; a clear one is
-  still, its foot (the middle of the blend band across the horizon) included. The network's field is kept below the horizon.
+  still, its foot (the middle of the blend band across the horizon) included. The network's field is kept
+  below the horizon.
 
 The thresholds were chosen looking at these statistics on both the 19 training photos (models/trainset_real,
 skies unlabelled) and the 19 evaluation photos (models/realset): clear and cloudy skies fall on either side

@@ -60,10 +60,10 @@ def load_photo(path: Path, size: int):
 
 
 def scores(field: np.ndarray, mask: np.ndarray, direction: np.ndarray, scale: float,
-           textured: np.ndarray | None = None) -> dict:
+           texture: np.ndarray | None = None) -> dict:
     """The figures of one predicted field (px/frame at the evaluation size; ``scale`` turns it into px/frame
-    at the photo's own 960 px). ``textured`` (bool (H, W), the photo's own edges or texture: `textured`)
-    adds still_seen."""
+    at the photo's own 960 px). ``texture`` (bool (H, W): where the photo has edges or texture of its own,
+    ``textured``) adds still_seen."""
     speed = np.linalg.norm(field, axis=2) * scale
     moving = speed > THRESHOLD
     if mask.any():
@@ -77,8 +77,8 @@ def scores(field: np.ndarray, mask: np.ndarray, direction: np.ndarray, scale: fl
     still = ~mask
     out = {"iou": iou, "still_moving": float((speed[still] > STILL).mean()) if still.any() else 0.0,
            "still_drift": float((speed[still] > 0.0).mean()) if still.any() else 0.0, "cos": cos}
-    if textured is not None:
-        seen = (speed > STILL) & still & textured
+    if texture is not None:
+        seen = (speed > STILL) & still & texture
         out["still_seen"] = float(seen.sum() / still.sum()) if still.any() else 0.0
     return out
 
@@ -145,8 +145,8 @@ def evaluate(paths: list[Path], size: int, model_path: str | None = None) -> lis
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = ("iou", "iou_everything", "still_moving", "still_seen", "still_drift", "still_down", "cos", "cos_down", "speed_ratio",
-            "arrow_cos", "along_10pct")
+    cols = ("iou", "iou_everything", "still_moving", "still_seen", "still_drift", "still_down", "cos", "cos_down",
+            "speed_ratio", "arrow_cos", "along_10pct")
     print(f"{'photo':32s} " + " ".join(f"{c:>14s}" for c in cols) + f" {'sky':>11s} {'mirror':>6s}")
     for r in rows:
         print(f"{r['photo'][:32]:32s} " + " ".join(f"{r[c]:14.3f}" for c in cols)
@@ -160,7 +160,8 @@ def print_table(rows: list[dict]) -> None:
     print(f"{'mean (photos that move)':32s} " + " ".join(f"{mean(c, moving):14.3f}" for c in cols))
     beat = sum(r["iou"] > r["iou_everything"] for r in moving)
     print(f"IoU above 'everything moves' on {beat} of {len(moving)} photos; still pixels moving at most "
-          f"{max(r['still_moving'] for r in rows):.3f} (seen: {max(r.get('still_seen', 0.0) for r in rows):.3f}); photos with nothing moving: "
+          f"{max(r['still_moving'] for r in rows):.3f} (seen: {max(r.get('still_seen', 0.0) for r in rows):.3f}); "
+          "photos with nothing moving: "
           + ", ".join(f"{r['photo']} {r['still_moving']:.3f}" for r in rows if np.isnan(r["cos"])))
 
 
