@@ -290,43 +290,6 @@ def dense_from_arrows(arrows: list[Arrow], shape: tuple[int, int], sigma: float 
     return resize_bilinear(coarse, (gh * step, gw * step))[:h, :w].copy()
 
 
-def arrows_field(hints: Hints, shape: tuple[int, int]) -> np.ndarray | None:
-    """The hints' arrows as a dense field (H, W, 2), or None without arrows: ``dense_from_arrows``, each
-    motion polygon that holds arrows of its own taking its field from those alone.
-
-    An artist who draws a sky and a sea as two regions, and arrows in each, means the sky to go the sky's
-    way: spread over the whole picture, the sea's arrows turned the sky's foot toward the sea (the surf cove
-    of models/realset: sky arrows to the right, sea arrows right and down, and the haze along the horizon
-    dragged down into the sea at the picture's left edge). Polygons without arrows, and everything outside
-    the polygons, keep the field of all the arrows; one polygon, or arrows in only one, change nothing.
-    The sigma is the one of all the arrows, so a region's field is as smooth as before."""
-    if not hints.arrows:
-        return None
-    sigma = default_sigma(shape, len(hints.arrows))
-    field = dense_from_arrows(hints.arrows, shape, sigma)
-    if len(hints.motion_polygons) < 2:
-        return field
-    parts = []
-    for poly in hints.motion_polygons:
-        region = rasterize_polygons([poly], shape) > 0.5
-        own = [a for a in hints.arrows if _inside(region, a)]
-        if own and len(own) < len(hints.arrows):
-            parts.append((region, own))
-    if len(parts) < 2:  # the arrows of one region alone: the others have none to keep theirs apart
-        return field
-    for region, own in parts:
-        field[region] = dense_from_arrows(own, shape, sigma)[region]
-    return field
-
-
-def _inside(region: np.ndarray, a: Arrow) -> bool:
-    """Whether the middle of arrow ``a`` lies in ``region`` (bool (H, W))."""
-    h, w = region.shape
-    x = int(min(max((a.start[0] + a.end[0]) / 2.0, 0), w - 1))
-    y = int(min(max((a.start[1] + a.end[1]) / 2.0, 0), h - 1))
-    return bool(region[y, x])
-
-
 def mask_from_hints(hints: Hints, shape: tuple[int, int]) -> np.ndarray | None:
     """The motion mask drawn as polygons, or None when no polygon was drawn."""
     if not hints.motion_polygons:

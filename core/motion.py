@@ -13,7 +13,7 @@ import numpy as np
 from . import field as field_mod
 from .errors import InputError, StillflowError
 from .field import check_finite, shape_motion, smoothstep
-from .hints import Hints, arrows_field, freeze_from_hints, mask_from_hints
+from .hints import Hints, dense_from_arrows, freeze_from_hints, mask_from_hints
 from .job import PREDICTED_SOURCES
 
 log = logging.getLogger(__name__)
@@ -255,7 +255,7 @@ def predict_motion(
     freezes = [f for f in (freeze, freeze_from_hints(hints, (h, w)), border) if f is not None]
     freeze_mult = np.minimum.reduce(freezes) if freezes else None
 
-    hint_field = arrows_field(hints, (h, w))
+    hint_field = dense_from_arrows(hints.arrows, (h, w)) if hints.arrows else None
     provider = ""
     raw = None
     if source == "hints":

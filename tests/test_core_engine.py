@@ -130,23 +130,25 @@ def test_a_small_moving_region_is_rendered_alone_and_the_rest_stays_the_photo(mo
 
 
 def test_coverage_blend_removes_dotted_patterns_on_the_sample():
-    # Where the flow stretches one stream thin (the surf running onto the beach of the bundled sample),
-    # the paper's joint normalisation turns its flickering density into dotted patterns; the figure that
-    # catches them is the local excess of high-frequency energy over frame 0 ("speckle").
+    # Where the flow stretches one stream thin, the paper's joint normalisation turns its flickering density
+    # into dotted patterns; the figure that catches them is the local excess of high-frequency energy over
+    # frame 0 ("speckle"). The stretch is made on purpose, on the sample photo: its own hint field stretches
+    # the surf too little to rely on (single blend's speckle 2.0, and 0.0 with other arrows' weighting).
     from stillflow.core.hints import load_hints, mask_from_hints
-    from stillflow.core.motion import predict_motion
 
     img = load_image(SAMPLE, max_size=640).rgb
     h, w = img.shape[:2]
-    hints = load_hints(SAMPLE.with_name("mcway_falls.hints.json")).for_size(w, h)
-    motion = predict_motion(img, hints=hints, source="hints", feather_px=6).field * 2.0
-    mask = mask_from_hints(hints, (h, w))
+    mask = mask_from_hints(load_hints(SAMPLE.with_name("mcway_falls.hints.json")).for_size(w, h), (h, w))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    k = 0.01  # each pixel of the drawn regions moves away from the picture's middle, faster the further out
+    motion = np.stack([k * (xx - w / 2), 0.3 * k * (yy - h / 2)], -1) * box_blur(mask, 6)[..., None]
     speckle = {}
     for blend in ("single", "coverage"):
-        frames = render_loop(img, motion, LoopSpec(frames=30, blend=blend, renderer="splat"))
+        frames = render_loop(img, motion.astype(np.float32), LoopSpec(frames=30, blend=blend, renderer="splat"))
         q = loop_quality(frames, mask)
         speckle[blend] = q["speckle"], q["speckle_rel"]
-    assert speckle["single"][0] > 3 * speckle["coverage"][0], speckle
+    # measured: single 10.6 / 0.80, coverage 0.28 / 0.16
+    assert speckle["single"][0] > 3 * speckle["coverage"][0] and speckle["single"][0] > 2, speckle
     assert speckle["single"][1] > 3 * speckle["coverage"][1], speckle  # the relative figure too
 
 

@@ -231,35 +231,3 @@ def test_feather_fades_motion_only_where_it_crosses_the_mask_edge():
     across[..., 0] = 1.5  # the same strip with motion across it fades at its sides
     speed_x = np.hypot(*shape_motion(across, mask, feather_px=12).transpose(2, 0, 1))
     assert speed_x[60, 24] < 0.2 * 1.5
-
-
-def test_each_drawn_region_takes_its_own_arrows():
-    """The surf cove of models/realset (CC0): a sky polygon with arrows to the right and a sea polygon with
-    arrows right and down. Spread over the whole picture, the sea's arrows turned the sky's foot down into
-    the sea (the haze at the horizon dragged down at the picture's left edge); each region now takes its
-    field from its own arrows. With one region, or arrows in one region only, nothing changes."""
-    photo = ROOT / "models" / "realset" / "sea_surf_cove_315998.hints.json"
-    hints = H.load_hints(photo).for_size(960, 540)
-    shape = (540, 960)
-    sky = H.rasterize_polygons([hints.motion_polygons[0]], shape) > 0.5
-    sea = H.rasterize_polygons([hints.motion_polygons[1]], shape) > 0.5
-    assert sky.any() and sea.any() and not (sky & sea).any()
-    everywhere = H.dense_from_arrows(hints.arrows, shape)
-    field = H.arrows_field(hints, shape)
-    foot = sky.copy()
-    foot[:110] = False  # the sky's lowest rows, along the horizon
-    foot[:, 200:] = False
-    assert everywhere[foot, 1].mean() > 0.2  # before: down toward the sea
-    assert np.abs(field[foot, 1]).max() < 0.05 and field[foot, 0].mean() > 0.3  # now: to the right, as drawn
-    sky_arrows = [a for a in hints.arrows if a.velocity[1] == 0]
-    sea_arrows = [a for a in hints.arrows if a.velocity[1] != 0]
-    sigma = H.default_sigma(shape, len(hints.arrows))
-    np.testing.assert_array_equal(field[sea], H.dense_from_arrows(sea_arrows, shape, sigma)[sea])
-    np.testing.assert_array_equal(field[sky], H.dense_from_arrows(sky_arrows, shape, sigma)[sky])
-    outside = ~(sky | sea)
-    np.testing.assert_array_equal(field[outside], everywhere[outside])
-    one = H.Hints(arrows=hints.arrows, motion_polygons=hints.motion_polygons[:1])
-    np.testing.assert_array_equal(H.arrows_field(one, shape), everywhere)
-    only_sea = H.Hints(arrows=sea_arrows, motion_polygons=hints.motion_polygons)
-    np.testing.assert_array_equal(H.arrows_field(only_sea, shape), H.dense_from_arrows(sea_arrows, shape))
-    assert H.arrows_field(H.Hints(motion_polygons=hints.motion_polygons), shape) is None
