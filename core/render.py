@@ -404,8 +404,9 @@ def _runs(flags: np.ndarray) -> list[slice]:
 def _lack(share: np.ndarray, side: str, reach: int) -> np.ndarray:
     """How much a stream lacks near each pixel of a border strip, in [0, 1]: 1 from the first pixel, going
     toward the strip's picture edge (``side``), where the stream's share is under a half, falling to 0
-    ``reach`` px before it (at most four times as far as the lacking band is wide there), so that the other stream takes over gradually, not along the 3 px of the
-    stream's end. Numpy running minima along the strip: no blur."""
+    ``reach`` px before it (at most four times as far as the lacking band is wide there), so that the
+    other stream takes over gradually, not along the 3 px of the stream's end. Numpy running minima along
+    the strip: no blur."""
     lacking = share < 0.5
     if not lacking.any():
         return np.zeros(share.shape, np.float32)
@@ -447,11 +448,11 @@ def sharp_frame(engine, img: np.ndarray, source, weight, fwd, bwd, alpha, accs, 
                 ) -> tuple[np.ndarray, int]:
     """One frame of the sharp renderer from its forward and backward fields and the forward stream's
     weight ``alpha`` (a number or (H, W)): (rgb, the number of holes filled). ``accs``: two (H, W, 4)
-    accumulators, overwritten. ``border``: (``border_strips``, the reach of ``_lack``), where each stream takes
-    over the other's weight as far as the other has nothing: at the picture's edges, which the content of a stream has left (a
-    cloud drifting right leaves the backward stream nothing to bring in at the right edge), a pixel whose
-    moment belongs to that stream had both weights 0, an even mix of the other stream and the unmoved
-    photo, cut off along a line from its neighbours."""
+    accumulators, overwritten. ``border``: (``border_strips``, the reach of ``_lack``), where each stream
+    takes over the other's weight as far as the other has nothing: at the picture's edges, which the
+    content of a stream has left (a cloud drifting right leaves the backward stream nothing to bring in at
+    the right edge), a pixel whose moment belongs to that stream had both weights 0, an even mix of the
+    other stream and the unmoved photo, cut off along a line from its neighbours."""
     h, w = img.shape[:2]
     acc_f, acc_b = accs
     acc_f[...] = 0.0

@@ -28,12 +28,14 @@ numpy only (Blender bundles no OpenCV and no segmentation weights):
   lies below the horizon by ``BRIGHTER`` (a dusk sky over dark water and a skyline). On the 41 photos of
   models/realset and models/trainset_real it adds the skies of four evaluation photos (a sunset, a
   tropical beach with trees on its horizon; since the brightness rule and the cascade below, the Singapore
-  skyline's and a coastal camera's strip) and nothing else. A candidate too thin to judge makes way for the next one; the sea horizon's, the last, is then
-  left still (cloudy or clear cannot be told, and not sure that it moves, the loop keeps it).
+  skyline's and a coastal camera's strip) and nothing else. A candidate too thin to judge makes way for the
+  next one; the sea horizon's, the last, is then left still (cloudy or clear cannot be told, and not sure
+  that it moves, the loop keeps it).
 - ``hold_on_horizon``: whatever the sky, what stands on a sea horizon and is darker than its sky (land,
   trees, a skyline; bright detail that stands up, a waterfall down a cliff, is not taken) is left still:
   the network slid the Singapore skyline and McWay Falls' cliffs and palms down. On the 41 photos it holds
-  something on seven, and on the sample (3-25 % of the picture); on models/realset still pixels moving fell 0.109 -> 0.104.
+  something on seven, and on the sample (3-25 % of the picture); on models/realset still pixels moving
+  fell 0.109 -> 0.104.
 - ``far_sea``: below a sea horizon the network's field is slowed toward the horizon (0 on it, the network's
   own speed from a tenth of the way down): in perspective far waves barely move, and sea that moves at the
   horizon tears away from the sky's foot and drags the clouds down into it.
